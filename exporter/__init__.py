@@ -1,0 +1,1 @@
+"""joulecast exporter: per-node GPU/host energy metrics and job epoch markers."""

@@ -1,0 +1,104 @@
+"""The job marker API (JSON over HTTP), independent of the HTTP server plumbing.
+
+    POST /api/v1/jobs                      register a job      -> 201 (200 if re-posted)
+    POST /api/v1/jobs/{job_id}/epochs      mark an epoch end   -> 200
+    POST /api/v1/jobs/{job_id}/finish      finish the job      -> 200
+    GET  /api/v1/jobs                      list jobs           -> 200
+    GET  /api/v1/jobs/{job_id}             one job with its epochs -> 200
+
+Every bad input is a 4xx with ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.jobs.model import JobError
+from exporter.jobs.registry import JobRegistry
+from joulecast.schema import SchemaError, parse_epoch_marker, parse_job_spec, validate_job_id
+
+log = logging.getLogger("joulecast.exporter")
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: dict[str, Any]
+    route: str
+
+
+def _error(status: int, message: str, route: str) -> ApiResponse:
+    return ApiResponse(status, {"error": message}, route)
+
+
+class MarkerApi:
+    def __init__(self, registry: JobRegistry, token: str | None = None) -> None:
+        self._registry = registry
+        self._token = token or None
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool:
+        if self._token is None:
+            return True
+        given = headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode())
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> ApiResponse:
+        parts = [p for p in path.split("?", 1)[0].split("/") if p]
+        if parts[:3] != ["api", "v1", "jobs"]:
+            return _error(404, f"no such endpoint: {path[:200]}", "other")
+        route = "/api/v1/jobs" + ("/{job_id}" if len(parts) > 3 else "") + (
+            f"/{parts[4]}" if len(parts) == 5 and parts[4] in ("epochs", "finish") else ""
+        )
+        if not self._authorized(headers):
+            return _error(401, "missing or wrong bearer token", route)
+        try:
+            return self._dispatch(method, parts[3:], body, route)
+        except (SchemaError, JobError) as err:
+            status = getattr(err, "status", 400)
+            return _error(status, str(err), route)
+        except sqlite3.Error as err:
+            log.error("job state could not be saved: %s", err)
+            return _error(503, "job state could not be saved; the marker was not recorded", route)
+
+    @staticmethod
+    def _json(body: bytes) -> Any:
+        if not body:
+            raise SchemaError("request body must be a JSON object")
+        try:
+            return json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise SchemaError(f"request body is not valid JSON: {err}") from err
+
+    def _dispatch(self, method: str, rest: list[str], body: bytes, route: str) -> ApiResponse:
+        reg = self._registry
+        if not rest:
+            if method == "GET":
+                return ApiResponse(200, {"jobs": [r.public() for r in reg.snapshot()]}, route)
+            if method == "POST":
+                record, created = reg.register(parse_job_spec(self._json(body)))
+                return ApiResponse(201 if created else 200, record.public(), route)
+            return _error(405, f"{method} is not allowed here", route)
+        job_id = validate_job_id(rest[0])
+        if len(rest) == 1:
+            if method != "GET":
+                return _error(405, f"{method} is not allowed here", route)
+            record = reg.get(job_id)
+            return ApiResponse(200, {**record.public(), "epochs": reg.epochs(job_id)}, route)
+        if len(rest) == 2 and method == "POST":
+            if rest[1] == "epochs":
+                record = reg.mark_epoch(job_id, parse_epoch_marker(self._json(body)))
+                return ApiResponse(200, record.public(), route)
+            if rest[1] == "finish":
+                if body.strip() and not isinstance(self._json(body), dict):
+                    raise SchemaError("request body must be a JSON object")
+                return ApiResponse(200, reg.finish(job_id).public(), route)
+        if len(rest) == 2 and rest[1] in ("epochs", "finish"):
+            return _error(405, f"{method} is not allowed here", route)
+        return _error(404, "no such endpoint", route)

@@ -1,0 +1,195 @@
+"""``joulecast-exporter``: flags, wiring, start-up and shutdown. The only module that exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from exporter.api import MarkerApi
+from exporter.collectors.base import ScrapeCollector, SourceCollector
+from exporter.collectors.exporter_self import ApiStats, ExporterCollector
+from exporter.collectors.gpu import GpuCollector
+from exporter.collectors.host import HostCollector
+from exporter.collectors.jobs import JobsCollector
+from exporter.collectors.rapl import RaplCollector
+from exporter.devices.base import DeviceError, GpuBackend, NoGpus
+from exporter.devices.nvml import NvmlBackend, nvml_available
+from exporter.devices.simulated import PROFILES, SimulatedBackend, load_traces
+from exporter.host.psutil_reader import PsutilReader
+from exporter.host.rapl import RaplReader
+from exporter.http import ExporterServer, sampler_health
+from exporter.jobs.registry import GpuDirectory, JobRegistry
+from exporter.jobs.store import JobStore, StateStoreError
+from exporter.sampler import Sampler
+from joulecast import __version__
+from joulecast.flags import FlagError, add_flag, listen_address, non_negative_int, positive_float
+
+log = logging.getLogger("joulecast.exporter")
+
+
+def default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "joulecast-exporter")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="joulecast-exporter",
+        description="Per-node GPU and host energy exporter with job epoch markers.",
+    )
+    f = add_flag
+    f(p, "--web.listen-address", default="127.0.0.1:9866", type=listen_address, help="Address to serve /metrics and the marker API on")
+    f(p, "--web.telemetry-path", default="/metrics", help="Path of the metrics endpoint")
+    f(p, "--web.api-token", default="", help="Bearer token required by the marker API (empty: none)")
+    f(p, "--backend", default="auto", choices=["auto", "nvml", "simulated", "none"], help="GPU backend; auto picks nvml when a GPU is present, else simulated")
+    f(p, "--simulated-gpus", default=1, type=non_negative_int, help="Number of simulated GPUs")
+    f(p, "--simulated.profile", default="a100", choices=sorted(PROFILES), help="Model of the simulated GPUs")
+    f(p, "--simulated.traces-dir", default="", help="Replay 1 Hz power traces (t_s,power_w,utilization CSVs) from this folder while a job runs")
+    f(p, "--simulated.time-scale", default=1.0, type=positive_float, help="Replay speed-up of recorded traces")
+    f(p, "--simulated.energy-counter", default=True, boolean=True, help="Simulated GPUs expose a hardware energy counter (like NVML on Volta+)")
+    f(p, "--simulated.warmup-seconds", default=20.0, type=positive_float, help="Warm-up phase of the simulated load model")
+    f(p, "--simulated.seed", default=0, type=non_negative_int, help="Random seed of the simulation")
+    f(p, "--sampling.gpu-hz", default=10.0, type=positive_float, help="Internal GPU sampling rate, independent of the scrape interval")
+    f(p, "--sampling.host-hz", default=1.0, type=positive_float, help="Host/RAPL sampling rate")
+    f(p, "--gpu.idle-power-watts", default=0.0, type=float, help="Idle power per GPU for the idle/active split (0: lowest power seen)")
+    f(p, "--state-dir", default=default_state_dir(), help="Directory of the durable job state")
+    f(p, "--jobs.max-live", default=1000, type=non_negative_int, help="Maximum number of live jobs (429 past it)")
+    f(p, "--jobs.finished-ttl", default=3600.0, type=positive_float, help="Seconds a finished job stays visible")
+    f(p, "--path.sysfs", default="/sys", help="sysfs mount point (RAPL powercap lives under it)")
+    f(p, "--collector.host", default=True, boolean=True, help="Enable the host (psutil) collector")
+    f(p, "--collector.rapl", default=True, boolean=True, help="Enable the RAPL collector")
+    f(p, "--log.level", default="info", choices=["debug", "info", "warning", "error"], help="Log level")
+    p.add_argument("--version", action="version", version=f"joulecast-exporter {__version__}")
+    return p
+
+
+@dataclass
+class Exporter:
+    backend: GpuBackend
+    registry: JobRegistry
+    sampler: Sampler
+    server: ExporterServer
+    metrics: CollectorRegistry
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self.sampler.start()
+        self.server.serve_in_thread()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.sampler.stop()
+        self.backend.close()
+
+
+def make_backend(args: argparse.Namespace) -> GpuBackend:
+    choice = args.backend
+    if choice == "auto":
+        choice = "nvml" if nvml_available() else "simulated"
+    if choice == "nvml":
+        return NvmlBackend()
+    if choice == "none":
+        return NoGpus()
+    traces = None
+    if args.simulated_traces_dir:
+        traces = load_traces(Path(args.simulated_traces_dir))
+    return SimulatedBackend(
+        args.simulated_gpus,
+        profile=args.simulated_profile,
+        traces=traces,
+        energy_counter=args.simulated_energy_counter,
+        seed=args.simulated_seed,
+        warmup_s=args.simulated_warmup_seconds,
+        time_scale=args.simulated_time_scale,
+    )
+
+
+def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Exporter:
+    backend = backend or make_backend(args)
+    store = JobStore(Path(args.state_dir))
+    registry = JobRegistry(
+        GpuDirectory(tuple(backend.devices())),
+        store,
+        max_live_jobs=args.jobs_max_live,
+        finished_ttl_s=args.jobs_finished_ttl,
+    )
+    if isinstance(backend, SimulatedBackend):
+        backend.set_busy(registry.busy)
+    sampler = Sampler(
+        backend,
+        registry,
+        gpu_hz=args.sampling_gpu_hz,
+        host_hz=args.sampling_host_hz,
+        host=PsutilReader() if args.collector_host else None,
+        rapl=RaplReader(Path(args.path_sysfs)) if args.collector_rapl else None,
+        idle_power_watts=args.gpu_idle_power_watts or None,
+    )
+    stats = ApiStats()
+    sources: list[SourceCollector] = [GpuCollector(), JobsCollector(registry)]
+    if args.collector_host:
+        sources.append(HostCollector())
+    if args.collector_rapl:
+        sources.append(RaplCollector())
+    sources.append(ExporterCollector(registry, stats, __version__, args.sampling_gpu_hz))
+    metrics = CollectorRegistry(auto_describe=False)
+    metrics.register(ScrapeCollector(sampler.snapshot, sources))
+    server = ExporterServer(
+        args.web_listen_address,
+        metrics,
+        MarkerApi(registry, args.web_api_token or None),
+        stats,
+        sampler_health(lambda: sampler.snapshot().timestamp, max_age_s=max(5.0, 20.0 / args.sampling_gpu_hz)),
+        telemetry_path=args.web_telemetry_path,
+    )
+    return Exporter(backend, registry, sampler, server, metrics)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except FlagError as err:
+        print(f"joulecast-exporter: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        exporter = build(args)
+    except (DeviceError, StateStoreError, ValueError, OSError) as err:
+        print(f"joulecast-exporter: {err}", file=sys.stderr)
+        return 1
+    devices = exporter.backend.devices()
+    if isinstance(exporter.backend, SimulatedBackend):
+        log.warning(
+            "SIMULATED GPU backend: %d simulated GPU(s) (%s); metrics carry simulated=\"true\"",
+            len(devices),
+            args.simulated_profile,
+        )
+    else:
+        log.info("%s backend: %d GPU(s): %s", exporter.backend.name, len(devices), ", ".join(d.model for d in devices))
+    exporter.start()
+    log.info("listening on %s (metrics at %s)", exporter.url, args.web_telemetry_path)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("shutting down")
+    exporter.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Per-job metrics from the job registry (label: job_id).
+
+``joulecast_job_epoch_end_energy_joules`` and ``..._epoch_end_timestamp_seconds`` hold the
+job's energy counter and the wall time at its last epoch end (epoch 0 is registration), so
+any two scrapes give the exact energy between two epoch ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.jobs.registry import JobRegistry
+from exporter.sampler import NodeSnapshot
+from joulecast.schema import NUMERIC_FEATURES, STRING_FEATURES
+
+FEATURE_LABELS = [*STRING_FEATURES, *NUMERIC_FEATURES]
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class JobsCollector:
+    name = "jobs"
+
+    def __init__(self, registry: JobRegistry) -> None:
+        self._registry = registry
+
+    def collect_from(self, snap: NodeSnapshot) -> Iterator[Metric]:
+        L = ["job_id"]
+        info = GaugeMetricFamily(
+            "joulecast_job_info",
+            "A job registered through the marker API, with its features as labels.",
+            labels=["job_id", "state", "gpus", "gpu_model", *FEATURE_LABELS],
+        )
+        g = {
+            name: GaugeMetricFamily(f"joulecast_job_{name}", doc, labels=L)
+            for name, doc in [
+                ("epochs_completed", "Epochs completed (last epoch marker)."),
+                ("epochs_planned", "Epochs planned."),
+                ("epoch_end_energy_joules", "The job's energy counter at its last epoch end (J)."),
+                ("epoch_end_timestamp_seconds", "Wall time of the last epoch end (registration before the first)."),
+                ("start_timestamp_seconds", "Wall time the job registered."),
+                ("end_timestamp_seconds", "Wall time the job finished."),
+                ("running", "1 while the job runs, 0 once finished."),
+                ("gpus", "Number of GPUs attributed to the job."),
+                ("gpu_tdp_watts", "Sum of the TDPs (default power limits) of the job's GPUs (W)."),
+                ("gpu_memory_bytes", "Sum of the memory of the job's GPUs (bytes)."),
+                ("gpu_utilization_mean_ratio", "Mean utilization of the job's GPUs over its life (0-1)."),
+                ("energy_budget_joules", "Energy budget declared by the job (J)."),
+            ]
+        }
+        energy = CounterMetricFamily(
+            "joulecast_job_energy_joules", "GPU energy attributed to the job (J).", labels=L
+        )
+        idle = CounterMetricFamily(
+            "joulecast_job_idle_energy_joules",
+            "The idle-power part of the job's attributed energy (J).",
+            labels=L,
+        )
+        for r in sorted(self._registry.snapshot(), key=lambda r: r.job_id):
+            lv = [r.job_id]
+            feats = r.spec.features
+            info.add_metric(
+                [
+                    r.job_id,
+                    "running" if r.live else "finished",
+                    ",".join(map(str, r.gpus)),
+                    ",".join(r.gpu_models),
+                    *(_fmt(getattr(feats, f)) for f in FEATURE_LABELS),
+                ],
+                1.0,
+            )
+            g["epochs_completed"].add_metric(lv, r.epochs_completed)
+            g["epochs_planned"].add_metric(lv, r.epochs_planned)
+            g["epoch_end_energy_joules"].add_metric(lv, r.epoch_end_energy_joules)
+            g["epoch_end_timestamp_seconds"].add_metric(lv, r.epoch_end_timestamp or r.created_at)
+            g["start_timestamp_seconds"].add_metric(lv, r.created_at)
+            if r.finished_at is not None:
+                g["end_timestamp_seconds"].add_metric(lv, r.finished_at)
+            g["running"].add_metric(lv, 1.0 if r.live else 0.0)
+            g["gpus"].add_metric(lv, len(r.gpus))
+            g["gpu_tdp_watts"].add_metric(lv, r.tdp_watts)
+            g["gpu_memory_bytes"].add_metric(lv, r.gpu_memory_bytes)
+            if r.mean_utilization is not None:
+                g["gpu_utilization_mean_ratio"].add_metric(lv, r.mean_utilization)
+            if feats.budget_kwh is not None:
+                g["energy_budget_joules"].add_metric(lv, feats.budget_kwh * 3.6e6)
+            energy.add_metric(lv, r.energy_joules)
+            idle.add_metric(lv, r.idle_energy_joules)
+        yield info
+        yield from g.values()
+        yield energy
+        yield idle

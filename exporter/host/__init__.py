@@ -1,0 +1,1 @@
+"""Host readers: psutil (RAM, CPU) and RAPL powercap energy counters."""

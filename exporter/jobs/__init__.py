@@ -1,0 +1,1 @@
+"""Job registry: epoch markers, attribution of GPU energy to jobs, persistence."""

@@ -1,0 +1,172 @@
+"""Durable job state: one SQLite file in the state directory.
+
+Every acknowledged marker is committed with ``synchronous=FULL`` before the API answers,
+so a ``kill -9`` loses no marker. Energy counters between markers are checkpointed every
+few seconds; after a restart a job's counter resumes from its last checkpoint (energy used
+while the exporter was down is not measured and not invented).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from exporter.jobs.model import JobRecord
+from joulecast.schema import parse_job_spec
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    gpus TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    epochs_planned INTEGER NOT NULL,
+    epochs_completed INTEGER NOT NULL,
+    energy REAL NOT NULL,
+    idle_energy REAL NOT NULL,
+    epoch_end_energy REAL NOT NULL,
+    epoch_end_ts REAL,
+    finished_at REAL,
+    metrics TEXT NOT NULL,
+    utilization_seconds REAL NOT NULL DEFAULT 0,
+    busy_seconds REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    job_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    energy REAL NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (job_id, epoch)
+);
+"""
+
+
+class StateStoreError(RuntimeError):
+    """The state directory cannot be used (permissions, corruption)."""
+
+
+class JobStore:
+    def __init__(self, state_dir: Path) -> None:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self.path = state_dir / "jobs.sqlite"
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as err:
+            raise StateStoreError(f"cannot use state directory {state_dir}: {err}") from err
+        self._lock = threading.Lock()
+
+    def _row(self, r: JobRecord) -> tuple:
+        return (
+            r.job_id,
+            json.dumps(r.spec.as_dict()),
+            json.dumps(list(r.gpus)),
+            r.created_at,
+            r.epochs_planned,
+            r.epochs_completed,
+            r.energy_joules,
+            r.idle_energy_joules,
+            r.epoch_end_energy_joules,
+            r.epoch_end_timestamp,
+            r.finished_at,
+            json.dumps(r.last_metrics),
+            r.utilization_seconds,
+            r.busy_seconds,
+        )
+
+    def save(self, record: JobRecord, epoch_metrics: dict[str, float] | None = None) -> None:
+        """Write one job (and, after an epoch marker, its epoch row) durably."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    self._row(record),
+                )
+                if epoch_metrics is not None and record.epoch_end_timestamp is not None:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?)",
+                        (
+                            record.job_id,
+                            record.epochs_completed,
+                            record.epoch_end_timestamp,
+                            record.epoch_end_energy_joules,
+                            json.dumps(epoch_metrics),
+                        ),
+                    )
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def checkpoint(self, records: Iterable[JobRecord]) -> None:
+        """Persist the energy counters of many jobs in one transaction."""
+        rows = [
+            (r.energy_joules, r.idle_energy_joules, r.utilization_seconds, r.busy_seconds, r.job_id)
+            for r in records
+        ]
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE jobs SET energy=?, idle_energy=?, utilization_seconds=?, busy_seconds=?"
+                " WHERE job_id=?",
+                rows,
+            )
+            self._db.execute("COMMIT")
+
+    def delete(self, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM jobs WHERE job_id=?", [(j,) for j in job_ids])
+            self._db.executemany("DELETE FROM epochs WHERE job_id=?", [(j,) for j in job_ids])
+            self._db.execute("COMMIT")
+
+    def epochs(self, job_id: str) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT epoch, ts, energy, metrics FROM epochs WHERE job_id=? ORDER BY epoch",
+                (job_id,),
+            ).fetchall()
+        return [
+            {"epoch": e, "timestamp": ts, "energy_joules": en, "metrics": json.loads(m)}
+            for e, ts, en, m in rows
+        ]
+
+    def load(self) -> list[JobRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs").fetchall()
+        out = []
+        for row in rows:
+            (_, spec, gpus, created, planned, done, energy, idle, ee, ets, fin, metrics, us, bs) = row
+            out.append(
+                JobRecord(
+                    spec=parse_job_spec(json.loads(spec)),
+                    gpus=tuple(json.loads(gpus)),
+                    created_at=created,
+                    epochs_planned=planned,
+                    epochs_completed=done,
+                    energy_joules=max(energy, ee),
+                    idle_energy_joules=idle,
+                    epoch_end_energy_joules=ee,
+                    epoch_end_timestamp=ets,
+                    finished_at=fin,
+                    last_metrics=json.loads(metrics),
+                    utilization_seconds=us,
+                    busy_seconds=bs,
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,257 @@
+"""The job-marker payload schema shared by the training client and the exporter.
+
+Standard library only. Every payload a training script sends to the exporter is parsed
+here into a dataclass; anything else raises :class:`SchemaError` with a message fit to be
+returned to the user as a 4xx body.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+MAX_EPOCHS = 1_000_000
+MAX_GPU_INDEX = 1023
+MAX_GPUS_PER_JOB = 256
+MAX_PIDS_PER_JOB = 1024
+MAX_PID = 2**22
+
+#: Numeric job features: name -> (minimum, maximum, integer?). Bounds reject typos
+#: (a batch size of 1e12) without constraining real workloads.
+NUMERIC_FEATURES: dict[str, tuple[float, float, bool]] = {
+    "model_gflops": (0.0, 1e9, False),  # forward-pass GFLOPs per sample
+    "batch_size": (1, 1e7, True),
+    "input_height": (1, 1e6, True),
+    "input_width": (1, 1e6, True),
+    "train_samples": (0, 1e13, True),
+    "eval_samples": (0, 1e13, True),
+    "host_ram_gb": (0.0, 1e6, False),
+    "budget_kwh": (0.0, 1e9, False),  # per-job energy budget used by the alert rules
+}
+STRING_FEATURES: dict[str, int] = {"model_name": 128, "dataset": 128}
+LABEL_SAFE = re.compile(r"^[\x20-\x7e]*$")
+
+
+class SchemaError(ValueError):
+    """A payload does not match the schema. The message says which field and why."""
+
+
+@dataclass(frozen=True)
+class JobFeatures:
+    model_gflops: float | None = None
+    batch_size: int | None = None
+    input_height: int | None = None
+    input_width: int | None = None
+    train_samples: int | None = None
+    eval_samples: int | None = None
+    host_ram_gb: float | None = None
+    budget_kwh: float | None = None
+    model_name: str | None = None
+    dataset: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """``POST /api/v1/jobs``: register a job."""
+
+    job_id: str
+    epochs_planned: int
+    gpus: tuple[int, ...] = ()
+    gpu_uuids: tuple[str, ...] = ()
+    pids: tuple[int, ...] = ()
+    features: JobFeatures = field(default_factory=JobFeatures)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"job_id": self.job_id, "epochs_planned": self.epochs_planned}
+        if self.gpus:
+            out["gpus"] = list(self.gpus)
+        if self.gpu_uuids:
+            out["gpu_uuids"] = list(self.gpu_uuids)
+        if self.pids:
+            out["pids"] = list(self.pids)
+        feats = self.features.as_dict()
+        if feats:
+            out["features"] = feats
+        return out
+
+
+@dataclass(frozen=True)
+class EpochMarker:
+    """``POST /api/v1/jobs/{job_id}/epochs``: epoch ``epoch`` has ended."""
+
+    epoch: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    epochs_planned: int | None = None  # a job may extend or shorten its plan
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"epoch": self.epoch}
+        if self.metrics:
+            out["metrics"] = dict(self.metrics)
+        if self.epochs_planned is not None:
+            out["epochs_planned"] = self.epochs_planned
+        return out
+
+
+def _require_object(payload: Any, what: str) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise SchemaError(f"{what} must be a JSON object")
+    return payload
+
+
+def _int(value: Any, name: str, lo: int, hi: int) -> int:
+    # bool is an int subclass in Python; true/false is never a count.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(f"'{name}' must be an integer")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise SchemaError(f"'{name}' must be an integer")
+        value = int(value)
+    if not lo <= value <= hi:
+        raise SchemaError(f"'{name}' must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _number(value: Any, name: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(f"'{name}' must be a number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise SchemaError(f"'{name}' must be finite")
+    if not lo <= value <= hi:
+        raise SchemaError(f"'{name}' must be between {lo:g} and {hi:g}, got {value:g}")
+    return value
+
+
+def _reject_unknown(payload: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise SchemaError(f"unknown field(s) in {what}: {', '.join(map(str, unknown))}")
+
+
+def validate_job_id(job_id: Any) -> str:
+    if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+        raise SchemaError(
+            "'job_id' must be 1-128 characters of letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter or digit"
+        )
+    return job_id
+
+
+def parse_features(payload: Any) -> JobFeatures:
+    if payload is None:
+        return JobFeatures()
+    payload = _require_object(payload, "'features'")
+    _reject_unknown(payload, set(NUMERIC_FEATURES) | set(STRING_FEATURES), "'features'")
+    values: dict[str, Any] = {}
+    for name, (lo, hi, integer) in NUMERIC_FEATURES.items():
+        if payload.get(name) is None:
+            continue
+        key = f"features.{name}"
+        values[name] = (
+            _int(payload[name], key, int(lo), int(hi))
+            if integer
+            else _number(payload[name], key, lo, hi)
+        )
+    for name, max_len in STRING_FEATURES.items():
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.match(value):
+            raise SchemaError(
+                f"'features.{name}' must be printable ASCII text of at most {max_len} characters"
+            )
+        values[name] = value
+    return JobFeatures(**values)
+
+
+def _int_list(value: Any, name: str, hi: int, max_len: int) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise SchemaError(f"'{name}' must be a list of integers")
+    if len(value) > max_len:
+        raise SchemaError(f"'{name}' has more than {max_len} entries")
+    items = tuple(_int(v, f"{name}[]", 0, hi) for v in value)
+    if len(set(items)) != len(items):
+        raise SchemaError(f"'{name}' has duplicate entries")
+    return items
+
+
+def parse_gpu_selector(value: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Parse ``gpus``: integers, or a ``CUDA_VISIBLE_DEVICES``-style list of indices/UUIDs."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise SchemaError("'gpus' must be a list of GPU indices or UUIDs")
+    if len(value) > MAX_GPUS_PER_JOB:
+        raise SchemaError(f"'gpus' has more than {MAX_GPUS_PER_JOB} entries")
+    indices: list[int] = []
+    uuids: list[str] = []
+    for v in value:
+        if isinstance(v, str) and v.isdigit():
+            v = int(v)
+        if isinstance(v, str):
+            if not re.match(r"^(GPU|MIG)-[A-Za-z0-9/-]{1,80}$", v):
+                raise SchemaError(f"'gpus' entry {v[:90]!r} is neither an index nor a GPU/MIG UUID")
+            uuids.append(v)
+        else:
+            indices.append(_int(v, "gpus[]", 0, MAX_GPU_INDEX))
+    if len(set(indices)) != len(indices) or len(set(uuids)) != len(uuids):
+        raise SchemaError("'gpus' has duplicate entries")
+    return tuple(indices), tuple(uuids)
+
+
+def parse_job_spec(payload: Any) -> JobSpec:
+    payload = _require_object(payload, "job")
+    _reject_unknown(
+        payload, {"job_id", "epochs_planned", "gpus", "gpu_uuids", "pids", "features"}, "job"
+    )
+    if "job_id" not in payload:
+        raise SchemaError("'job_id' is required")
+    if "epochs_planned" not in payload:
+        raise SchemaError("'epochs_planned' is required")
+    gpus: tuple[int, ...] = ()
+    uuids: tuple[str, ...] = ()
+    if payload.get("gpus") is not None:
+        gpus, uuids = parse_gpu_selector(payload["gpus"])
+    if payload.get("gpu_uuids") is not None:
+        _, more = parse_gpu_selector(payload["gpu_uuids"])
+        uuids = tuple(dict.fromkeys(uuids + more))
+    pids: tuple[int, ...] = ()
+    if payload.get("pids") is not None:
+        pids = _int_list(payload["pids"], "pids", MAX_PID, MAX_PIDS_PER_JOB)
+    return JobSpec(
+        job_id=validate_job_id(payload["job_id"]),
+        epochs_planned=_int(payload["epochs_planned"], "epochs_planned", 1, MAX_EPOCHS),
+        gpus=gpus,
+        gpu_uuids=uuids,
+        pids=pids,
+        features=parse_features(payload.get("features")),
+    )
+
+
+def parse_epoch_marker(payload: Any) -> EpochMarker:
+    payload = _require_object(payload, "epoch marker")
+    _reject_unknown(payload, {"epoch", "metrics", "epochs_planned"}, "epoch marker")
+    if "epoch" not in payload:
+        raise SchemaError("'epoch' is required")
+    metrics: dict[str, float] = {}
+    raw = payload.get("metrics")
+    if raw is not None:
+        raw = _require_object(raw, "'metrics'")
+        if len(raw) > 32:
+            raise SchemaError("'metrics' has more than 32 entries")
+        for k, v in raw.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", str(k)):
+                raise SchemaError(f"'metrics' key {str(k)[:70]!r} is not a valid name")
+            metrics[k] = _number(v, f"metrics.{k}", -1e30, 1e30)
+    planned = payload.get("epochs_planned")
+    return EpochMarker(
+        epoch=_int(payload["epoch"], "epoch", 1, MAX_EPOCHS),
+        metrics=metrics,
+        epochs_planned=None if planned is None else _int(planned, "epochs_planned", 1, MAX_EPOCHS),
+    )
