@@ -49,12 +49,16 @@ class MarkerApi:
         given = headers.get("Authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode())
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> ApiResponse:
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> ApiResponse:
         parts = [p for p in path.split("?", 1)[0].split("/") if p]
         if parts[:3] != ["api", "v1", "jobs"]:
             return _error(404, f"no such endpoint: {path[:200]}", "other")
-        route = "/api/v1/jobs" + ("/{job_id}" if len(parts) > 3 else "") + (
-            f"/{parts[4]}" if len(parts) == 5 and parts[4] in ("epochs", "finish") else ""
+        route = (
+            "/api/v1/jobs"
+            + ("/{job_id}" if len(parts) > 3 else "")
+            + (f"/{parts[4]}" if len(parts) == 5 and parts[4] in ("epochs", "finish") else "")
         )
         if not self._authorized(headers):
             return _error(401, "missing or wrong bearer token", route)

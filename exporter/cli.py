@@ -36,7 +36,9 @@ log = logging.getLogger("joulecast.exporter")
 
 
 def default_state_dir() -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return os.path.join(base, "joulecast-exporter")
 
 
@@ -46,27 +48,103 @@ def build_parser() -> argparse.ArgumentParser:
         description="Per-node GPU and host energy exporter with job epoch markers.",
     )
     f = add_flag
-    f(p, "--web.listen-address", default="127.0.0.1:9866", type=listen_address, help="Address to serve /metrics and the marker API on")
+    f(
+        p,
+        "--web.listen-address",
+        default="127.0.0.1:9866",
+        type=listen_address,
+        help="Address to serve /metrics and the marker API on",
+    )
     f(p, "--web.telemetry-path", default="/metrics", help="Path of the metrics endpoint")
-    f(p, "--web.api-token", default="", help="Bearer token required by the marker API (empty: none)")
-    f(p, "--backend", default="auto", choices=["auto", "nvml", "simulated", "none"], help="GPU backend; auto picks nvml when a GPU is present, else simulated")
+    f(
+        p,
+        "--web.api-token",
+        default="",
+        help="Bearer token required by the marker API (empty: none)",
+    )
+    f(
+        p,
+        "--backend",
+        default="auto",
+        choices=["auto", "nvml", "simulated", "none"],
+        help="GPU backend; auto picks nvml when a GPU is present, else simulated",
+    )
     f(p, "--simulated-gpus", default=1, type=non_negative_int, help="Number of simulated GPUs")
-    f(p, "--simulated.profile", default="a100", choices=sorted(PROFILES), help="Model of the simulated GPUs")
-    f(p, "--simulated.traces-dir", default="", help="Replay 1 Hz power traces (t_s,power_w,utilization CSVs) from this folder while a job runs")
-    f(p, "--simulated.time-scale", default=1.0, type=positive_float, help="Replay speed-up of recorded traces")
-    f(p, "--simulated.energy-counter", default=True, boolean=True, help="Simulated GPUs expose a hardware energy counter (like NVML on Volta+)")
-    f(p, "--simulated.warmup-seconds", default=20.0, type=positive_float, help="Warm-up phase of the simulated load model")
+    f(
+        p,
+        "--simulated.profile",
+        default="a100",
+        choices=sorted(PROFILES),
+        help="Model of the simulated GPUs",
+    )
+    f(
+        p,
+        "--simulated.traces-dir",
+        default="",
+        help="Replay 1 Hz power traces (t_s,power_w,utilization CSVs) from this folder while a job runs",
+    )
+    f(
+        p,
+        "--simulated.time-scale",
+        default=1.0,
+        type=positive_float,
+        help="Replay speed-up of recorded traces",
+    )
+    f(
+        p,
+        "--simulated.energy-counter",
+        default=True,
+        boolean=True,
+        help="Simulated GPUs expose a hardware energy counter (like NVML on Volta+)",
+    )
+    f(
+        p,
+        "--simulated.warmup-seconds",
+        default=20.0,
+        type=positive_float,
+        help="Warm-up phase of the simulated load model",
+    )
     f(p, "--simulated.seed", default=0, type=non_negative_int, help="Random seed of the simulation")
-    f(p, "--sampling.gpu-hz", default=10.0, type=positive_float, help="Internal GPU sampling rate, independent of the scrape interval")
+    f(
+        p,
+        "--sampling.gpu-hz",
+        default=10.0,
+        type=positive_float,
+        help="Internal GPU sampling rate, independent of the scrape interval",
+    )
     f(p, "--sampling.host-hz", default=1.0, type=positive_float, help="Host/RAPL sampling rate")
-    f(p, "--gpu.idle-power-watts", default=0.0, type=float, help="Idle power per GPU for the idle/active split (0: lowest power seen)")
+    f(
+        p,
+        "--gpu.idle-power-watts",
+        default=0.0,
+        type=float,
+        help="Idle power per GPU for the idle/active split (0: lowest power seen)",
+    )
     f(p, "--state-dir", default=default_state_dir(), help="Directory of the durable job state")
-    f(p, "--jobs.max-live", default=1000, type=non_negative_int, help="Maximum number of live jobs (429 past it)")
-    f(p, "--jobs.finished-ttl", default=3600.0, type=positive_float, help="Seconds a finished job stays visible")
+    f(
+        p,
+        "--jobs.max-live",
+        default=1000,
+        type=non_negative_int,
+        help="Maximum number of live jobs (429 past it)",
+    )
+    f(
+        p,
+        "--jobs.finished-ttl",
+        default=3600.0,
+        type=positive_float,
+        help="Seconds a finished job stays visible",
+    )
     f(p, "--path.sysfs", default="/sys", help="sysfs mount point (RAPL powercap lives under it)")
     f(p, "--collector.host", default=True, boolean=True, help="Enable the host (psutil) collector")
     f(p, "--collector.rapl", default=True, boolean=True, help="Enable the RAPL collector")
-    f(p, "--log.level", default="info", choices=["debug", "info", "warning", "error"], help="Log level")
+    f(
+        p,
+        "--log.level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="Log level",
+    )
     p.add_argument("--version", action="version", version=f"joulecast-exporter {__version__}")
     return p
 
@@ -151,7 +229,9 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
         metrics,
         MarkerApi(registry, args.web_api_token or None),
         stats,
-        sampler_health(lambda: sampler.snapshot().timestamp, max_age_s=max(5.0, 20.0 / args.sampling_gpu_hz)),
+        sampler_health(
+            lambda: sampler.snapshot().timestamp, max_age_s=max(5.0, 20.0 / args.sampling_gpu_hz)
+        ),
         telemetry_path=args.web_telemetry_path,
     )
     return Exporter(backend, registry, sampler, server, metrics)
@@ -174,12 +254,17 @@ def main(argv: list[str] | None = None) -> int:
     devices = exporter.backend.devices()
     if isinstance(exporter.backend, SimulatedBackend):
         log.warning(
-            "SIMULATED GPU backend: %d simulated GPU(s) (%s); metrics carry simulated=\"true\"",
+            'SIMULATED GPU backend: %d simulated GPU(s) (%s); metrics carry simulated="true"',
             len(devices),
             args.simulated_profile,
         )
     else:
-        log.info("%s backend: %d GPU(s): %s", exporter.backend.name, len(devices), ", ".join(d.model for d in devices))
+        log.info(
+            "%s backend: %d GPU(s): %s",
+            exporter.backend.name,
+            len(devices),
+            ", ".join(d.model for d in devices),
+        )
     exporter.start()
     log.info("listening on %s (metrics at %s)", exporter.url, args.web_telemetry_path)
     stop = threading.Event()

@@ -24,7 +24,9 @@ class PowerIntegrator:
         delta = 0.0
         if self._t is not None and self._p is not None and t > self._t:
             dt = t - self._t
-            delta = 0.5 * (self._p + power_w) * dt if dt <= self.max_gap_s else self._p * self.max_gap_s
+            delta = (
+                0.5 * (self._p + power_w) * dt if dt <= self.max_gap_s else self._p * self.max_gap_s
+            )
             self.joules += delta
         if self._t is None or t > self._t:
             self._t, self._p = t, power_w

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -70,7 +71,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self._send_json(ApiResponse(411, {"error": "chunked bodies are not accepted; send Content-Length"}, "other"))
+            self._send_json(
+                ApiResponse(
+                    411, {"error": "chunked bodies are not accepted; send Content-Length"}, "other"
+                )
+            )
             return None
         raw = self.headers.get("Content-Length")
         if raw is None:
@@ -85,7 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if length > MAX_BODY_BYTES:
             self.close_connection = True
-            self._send_json(ApiResponse(413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}, "other"))
+            self._send_json(
+                ApiResponse(413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}, "other")
+            )
             return None
         return self.rfile.read(length)
 
@@ -104,24 +111,30 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, encoder(self.server.registry), content_type)
             elif path == "/healthz":
                 ok, why = self.server.healthy()
-                self._send(200 if ok else 503, json.dumps({"status": "ok" if ok else "unhealthy", "detail": why}).encode(), "application/json")
+                self._send(
+                    200 if ok else 503,
+                    json.dumps({"status": "ok" if ok else "unhealthy", "detail": why}).encode(),
+                    "application/json",
+                )
             elif path == "/":
-                self._send(200, LANDING.format(path=self.server.telemetry_path).encode(), "text/html")
+                self._send(
+                    200, LANDING.format(path=self.server.telemetry_path).encode(), "text/html"
+                )
             else:
                 self._send(404, b'{"error": "not found"}', "application/json")
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception:  # never a crash: log it, answer 500
             log.exception("request %s %s failed", self.command, self.path[:200])
-            try:
+            with contextlib.suppress(OSError):
                 self._send(500, b'{"error": "internal error"}', "application/json")
-            except OSError:
-                pass
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
 
-def sampler_health(last_sample: Callable[[], float], max_age_s: float) -> Callable[[], tuple[bool, str]]:
+def sampler_health(
+    last_sample: Callable[[], float], max_age_s: float
+) -> Callable[[], tuple[bool, str]]:
     def check() -> tuple[bool, str]:
         age = time.time() - last_sample()
         return (age <= max_age_s, f"last GPU sample {age:.1f}s ago")

@@ -86,7 +86,9 @@ class _GpuState:
             # Idle estimate: lowest 1 s exponential average of power seen so far.
             a = min(1.0, dt / 1.0) if dt > 0 else 1.0
             self._smooth = (
-                r.power_watts if self._smooth is None else self._smooth + a * (r.power_watts - self._smooth)
+                r.power_watts
+                if self._smooth is None
+                else self._smooth + a * (r.power_watts - self._smooth)
             )
             if self.idle_estimate is None or self._smooth < self.idle_estimate:
                 self.idle_estimate = self._smooth
@@ -166,7 +168,12 @@ class Sampler:
             delta, idle, dt = g.update(reading)
             if dt > 0:
                 self.registry.attribute(
-                    g.info.index, delta, idle, reading.utilization_gpu_ratio, dt, reading.process_pids
+                    g.info.index,
+                    delta,
+                    idle,
+                    reading.utilization_gpu_ratio,
+                    dt,
+                    reading.process_pids,
                 )
         if now >= self._next_host:
             self._next_host = now + self.host_interval

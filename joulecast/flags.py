@@ -50,7 +50,9 @@ def add_flag(
     dest = flag.lstrip("-").replace(".", "_").replace("-", "_")
     text = f"{help} [env {env}; default {default!r}]"
     if boolean:
-        parser.add_argument(flag, dest=dest, default=value, help=text, action=argparse.BooleanOptionalAction)
+        parser.add_argument(
+            flag, dest=dest, default=value, help=text, action=argparse.BooleanOptionalAction
+        )
     else:
         parser.add_argument(flag, dest=dest, default=value, help=text, type=type, choices=choices)
 

@@ -22,7 +22,9 @@ class SourceCollector(Protocol):
 
 
 class ScrapeCollector(Collector):
-    def __init__(self, snapshot: Callable[[], NodeSnapshot], sources: list[SourceCollector]) -> None:
+    def __init__(
+        self, snapshot: Callable[[], NodeSnapshot], sources: list[SourceCollector]
+    ) -> None:
         self._snapshot = snapshot
         self._sources = sources
 

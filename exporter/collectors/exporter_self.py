@@ -39,14 +39,20 @@ class ExporterCollector:
 
     def collect_from(self, snap: NodeSnapshot) -> Iterator[Metric]:
         info = GaugeMetricFamily(
-            "joulecast_exporter_build_info", "Exporter version and GPU backend.", labels=["version", "backend"]
+            "joulecast_exporter_build_info",
+            "Exporter version and GPU backend.",
+            labels=["version", "backend"],
         )
         info.add_metric([self._version, snap.backend], 1.0)
         yield info
         yield GaugeMetricFamily(
-            "joulecast_exporter_sampling_rate_hertz", "Configured GPU sampling rate.", value=self._gpu_hz
+            "joulecast_exporter_sampling_rate_hertz",
+            "Configured GPU sampling rate.",
+            value=self._gpu_hz,
         )
-        yield CounterMetricFamily("joulecast_exporter_samples", "GPU sampling rounds.", value=snap.samples_total)
+        yield CounterMetricFamily(
+            "joulecast_exporter_samples", "GPU sampling rounds.", value=snap.samples_total
+        )
         yield CounterMetricFamily(
             "joulecast_exporter_sample_overruns",
             "Sampling rounds that started late because the previous one overran.",
@@ -57,16 +63,26 @@ class ExporterCollector:
             "Duration of the last sampling round.",
             value=snap.last_sample_duration_s,
         )
-        errors = CounterMetricFamily("joulecast_exporter_errors", "Exporter errors by kind.", labels=["kind"])
+        errors = CounterMetricFamily(
+            "joulecast_exporter_errors", "Exporter errors by kind.", labels=["kind"]
+        )
         for kind, n in sorted(snap.errors.items()):
             errors.add_metric([kind], n)
         yield errors
-        yield GaugeMetricFamily("joulecast_exporter_live_jobs", "Jobs not yet finished.", value=self._registry.live_count())
         yield GaugeMetricFamily(
-            "joulecast_exporter_live_jobs_limit", "Maximum live jobs.", value=self._registry.max_live_jobs
+            "joulecast_exporter_live_jobs",
+            "Jobs not yet finished.",
+            value=self._registry.live_count(),
+        )
+        yield GaugeMetricFamily(
+            "joulecast_exporter_live_jobs_limit",
+            "Maximum live jobs.",
+            value=self._registry.max_live_jobs,
         )
         req = CounterMetricFamily(
-            "joulecast_exporter_api_requests", "Marker API requests.", labels=["method", "route", "code"]
+            "joulecast_exporter_api_requests",
+            "Marker API requests.",
+            labels=["method", "route", "code"],
         )
         for (method, route, code), n in self._api.items():
             req.add_metric([method, route, str(code)], n)

@@ -13,8 +13,16 @@ LABELS = ["gpu", "uuid", "model"]
 # (metric suffix, help, reading attribute)
 GAUGES = [
     ("power_watts", "GPU board power draw (W).", "power_watts"),
-    ("utilization_ratio", "Fraction of time a kernel was running on the GPU (0-1).", "utilization_gpu_ratio"),
-    ("memory_utilization_ratio", "Fraction of time device memory was read or written (0-1).", "utilization_memory_ratio"),
+    (
+        "utilization_ratio",
+        "Fraction of time a kernel was running on the GPU (0-1).",
+        "utilization_gpu_ratio",
+    ),
+    (
+        "memory_utilization_ratio",
+        "Fraction of time device memory was read or written (0-1).",
+        "utilization_memory_ratio",
+    ),
     ("memory_used_bytes", "GPU memory in use (bytes).", "memory_used_bytes"),
     ("temperature_celsius", "GPU core temperature (degrees Celsius).", "temperature_celsius"),
     ("sm_clock_hertz", "Streaming multiprocessor clock (Hz).", "sm_clock_hertz"),
@@ -32,16 +40,20 @@ class GpuCollector:
     def collect_from(self, snap: NodeSnapshot) -> Iterator[Metric]:
         info = GaugeMetricFamily(
             "joulecast_gpu_info",
-            "GPU identity; simulated=\"true\" marks a simulated GPU. energy_source tells where "
+            'GPU identity; simulated="true" marks a simulated GPU. energy_source tells where '
             "joulecast_gpu_energy_joules_total comes from.",
             labels=[*LABELS, "simulated", "energy_source", "backend"],
         )
-        up = GaugeMetricFamily("joulecast_gpu_up", "1 if the GPU answered the last sample.", labels=LABELS)
+        up = GaugeMetricFamily(
+            "joulecast_gpu_up", "1 if the GPU answered the last sample.", labels=LABELS
+        )
         gauges = {
             attr: GaugeMetricFamily(f"joulecast_gpu_{suffix}", doc, labels=LABELS)
             for suffix, doc, attr in GAUGES
         }
-        mem_total = GaugeMetricFamily("joulecast_gpu_memory_total_bytes", "GPU memory (bytes).", labels=LABELS)
+        mem_total = GaugeMetricFamily(
+            "joulecast_gpu_memory_total_bytes", "GPU memory (bytes).", labels=LABELS
+        )
         tdp = GaugeMetricFamily(
             "joulecast_gpu_default_power_limit_watts",
             "Default power limit of the board, its TDP (W).",

@@ -16,8 +16,14 @@ class HostCollector:
         h = snap.host
         if h is None:
             return
-        yield GaugeMetricFamily("joulecast_host_memory_used_bytes", "Host RAM in use (bytes).", value=h.memory_used_bytes)
-        yield GaugeMetricFamily("joulecast_host_memory_total_bytes", "Host RAM (bytes).", value=h.memory_total_bytes)
+        yield GaugeMetricFamily(
+            "joulecast_host_memory_used_bytes",
+            "Host RAM in use (bytes).",
+            value=h.memory_used_bytes,
+        )
+        yield GaugeMetricFamily(
+            "joulecast_host_memory_total_bytes", "Host RAM (bytes).", value=h.memory_total_bytes
+        )
         yield GaugeMetricFamily(
             "joulecast_host_cpu_utilization_ratio",
             "Host CPU utilization over the last host sampling interval (0-1).",

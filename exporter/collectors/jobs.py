@@ -45,14 +45,20 @@ class JobsCollector:
                 ("epochs_completed", "Epochs completed (last epoch marker)."),
                 ("epochs_planned", "Epochs planned."),
                 ("epoch_end_energy_joules", "The job's energy counter at its last epoch end (J)."),
-                ("epoch_end_timestamp_seconds", "Wall time of the last epoch end (registration before the first)."),
+                (
+                    "epoch_end_timestamp_seconds",
+                    "Wall time of the last epoch end (registration before the first).",
+                ),
                 ("start_timestamp_seconds", "Wall time the job registered."),
                 ("end_timestamp_seconds", "Wall time the job finished."),
                 ("running", "1 while the job runs, 0 once finished."),
                 ("gpus", "Number of GPUs attributed to the job."),
                 ("gpu_tdp_watts", "Sum of the TDPs (default power limits) of the job's GPUs (W)."),
                 ("gpu_memory_bytes", "Sum of the memory of the job's GPUs (bytes)."),
-                ("gpu_utilization_mean_ratio", "Mean utilization of the job's GPUs over its life (0-1)."),
+                (
+                    "gpu_utilization_mean_ratio",
+                    "Mean utilization of the job's GPUs over its life (0-1).",
+                ),
                 ("energy_budget_joules", "Energy budget declared by the job (J)."),
             ]
         }

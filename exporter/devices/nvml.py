@@ -11,6 +11,7 @@ own, so a board's energy is never counted twice.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable
 from types import ModuleType
@@ -151,7 +152,9 @@ class NvmlBackend:
         temp = self._optional(
             errors, n.nvmlDeviceGetTemperature, handle, getattr(n, "NVML_TEMPERATURE_GPU", 0)
         )
-        clock = self._optional(errors, n.nvmlDeviceGetClockInfo, handle, getattr(n, "NVML_CLOCK_SM", 1))
+        clock = self._optional(
+            errors, n.nvmlDeviceGetClockInfo, handle, getattr(n, "NVML_CLOCK_SM", 1)
+        )
         limit = self._optional(errors, n.nvmlDeviceGetEnforcedPowerLimit, handle)
         procs = self._optional(errors, n.nvmlDeviceGetComputeRunningProcesses, handle) or []
         return GpuReading(
@@ -169,10 +172,8 @@ class NvmlBackend:
         )
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # shutting down; nothing left to report to
             self._nvml.nvmlShutdown()
-        except Exception:  # shutting down; nothing left to report to
-            pass
 
 
 def nvml_available(nvml: ModuleType | None = None) -> bool:

@@ -200,7 +200,9 @@ class SimulatedBackend:
         time_scale: float = 1.0,
     ) -> None:
         if profile not in PROFILES:
-            raise ValueError(f"unknown simulated GPU profile {profile!r}; one of {sorted(PROFILES)}")
+            raise ValueError(
+                f"unknown simulated GPU profile {profile!r}; one of {sorted(PROFILES)}"
+            )
         if not 0 <= count <= 1024:
             raise ValueError("simulated GPU count must be between 0 and 1024")
         prof = PROFILES[profile]

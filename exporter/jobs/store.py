@@ -147,7 +147,9 @@ class JobStore:
             rows = self._db.execute("SELECT * FROM jobs").fetchall()
         out = []
         for row in rows:
-            (_, spec, gpus, created, planned, done, energy, idle, ee, ets, fin, metrics, us, bs) = row
+            (_, spec, gpus, created, planned, done, energy, idle, ee, ets, fin, metrics, us, bs) = (
+                row
+            )
             out.append(
                 JobRecord(
                     spec=parse_job_spec(json.loads(spec)),

@@ -12,7 +12,9 @@ def _base() -> type:
     try:
         return importlib.import_module("transformers").TrainerCallback
     except (ImportError, AttributeError) as err:
-        raise ImportError("joulecast.integrations.huggingface needs transformers installed") from err
+        raise ImportError(
+            "joulecast.integrations.huggingface needs transformers installed"
+        ) from err
 
 
 def callback(job: Job) -> Any:
