@@ -44,7 +44,9 @@ class ExporterServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def serve_in_thread(self) -> threading.Thread:
-        t = threading.Thread(target=self.serve_forever, name="joulecast-http", daemon=True)
+        t = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="joulecast-http", daemon=True
+        )
         t.start()
         return t
 

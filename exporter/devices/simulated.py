@@ -82,7 +82,7 @@ class PowerTrace:
 
 
 def load_trace(path: Path) -> PowerTrace:
-    """Read one trace CSV; raises ``ValueError`` naming the file on bad content."""
+    """Read one trace CSV; rows without numbers are skipped; ``ValueError`` names a bad file."""
     ts: list[float] = []
     ps: list[float] = []
     us: list[float] = []
@@ -90,12 +90,12 @@ def load_trace(path: Path) -> PowerTrace:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"t_s", "power_w"} <= set(reader.fieldnames):
             raise ValueError(f"{path}: expected columns t_s,power_w[,utilization]")
-        for lineno, row in enumerate(reader, start=2):
+        for row in reader:
             try:
                 t, p = float(row["t_s"]), float(row["power_w"])
                 u = float(row.get("utilization") or 0.0)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"{path}:{lineno}: not a number ({err})") from err
+            except (TypeError, ValueError):
+                continue  # a missing sample (nvidia-smi gaps): skipped, like a dropped reading
             if not (math.isfinite(t) and math.isfinite(p)) or p < 0 or (ts and t <= ts[-1]):
                 continue  # drop non-increasing or invalid samples
             ts.append(t)

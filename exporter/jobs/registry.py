@@ -150,13 +150,15 @@ class JobRegistry:
             record = self._get(job_id)
             if not record.live:
                 raise Conflict(f"job '{job_id}' is finished")
-            expected = record.epochs_completed + 1
-            if marker.epoch < expected:
+            last = record.epochs_completed
+            if marker.epoch == last:
                 raise Conflict(f"epoch {marker.epoch} of job '{job_id}' is already marked")
-            if marker.epoch > expected:
+            if marker.epoch < last:
                 raise Conflict(
-                    f"epoch {marker.epoch} is out of order: job '{job_id}' expects epoch {expected}"
+                    f"epoch {marker.epoch} is out of order: job '{job_id}' is at epoch {last}"
                 )
+            # A forward gap (markers lost while the exporter was down) is accepted: the
+            # energy at this epoch end is still exact, the missing epochs are just merged.
             updated = replace(
                 record,
                 epochs_completed=marker.epoch,

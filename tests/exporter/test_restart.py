@@ -1,0 +1,98 @@
+"""kill -9 and restart: every acknowledged marker is still there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import http, scrape
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(state: Path, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--backend", "simulated", "--simulated-gpus", "2",
+         "--web.listen-address", f"127.0.0.1:{port}", "--state-dir", str(state), "--no-collector.rapl"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            if http("GET", f"http://127.0.0.1:{port}/healthz", timeout=1)[0] == 200:
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(proc.stderr.read().decode())
+
+
+def test_kill_9_keeps_every_acknowledged_marker(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(tmp_path, port)
+    try:
+        acked = []
+        for j in range(3):
+            code, _ = http("POST", url + "/api/v1/jobs", {"job_id": f"job-{j}", "epochs_planned": 50, "gpus": [j % 2], "features": {"batch_size": 32}})
+            assert code == 201
+        for epoch in range(1, 8):
+            for j in range(3):
+                code, body = http("POST", f"{url}/api/v1/jobs/job-{j}/epochs", {"epoch": epoch, "metrics": {"loss": 1.0 / epoch}})
+                assert code == 200
+                acked.append((f"job-{j}", epoch, body["epoch_end_energy_joules"]))
+        http("POST", url + "/api/v1/jobs/job-2/finish")
+        time.sleep(0.5)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    proc = start(tmp_path, port)
+    try:
+        for j in range(3):
+            code, body = http("GET", f"{url}/api/v1/jobs/job-{j}")
+            assert code == 200
+            assert body["epochs_completed"] == 7
+            assert [e["epoch"] for e in body["epochs"]] == list(range(1, 8))
+            assert body["features"] == {"batch_size": 32}
+            last = [a for a in acked if a[0] == f"job-{j}"][-1]
+            assert body["epoch_end_energy_joules"] == last[2]
+            assert body["energy_joules"] >= body["epoch_end_energy_joules"]
+        assert http("GET", f"{url}/api/v1/jobs/job-2")[1]["state"] == "finished"
+        # the job carries on after the restart
+        assert http("POST", f"{url}/api/v1/jobs/job-0/epochs", {"epoch": 8})[0] == 200
+        assert http("POST", f"{url}/api/v1/jobs/job-0/epochs", {"epoch": 7})[0] == 409
+        assert 'joulecast_job_epochs_completed{job_id="job-0"} 8.0' in scrape(url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_unusable_state_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = subprocess.run(
+        [sys.executable, "-m", "exporter", "--backend", "simulated", "--state-dir", str(blocker / "sub"),
+         "--web.listen-address", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode == 1
+    assert "cannot use state directory" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_flag_and_env_are_clear_errors(tmp_path):
+    env = {**os.environ, "JOULECAST_SAMPLING_GPU_HZ": "fast"}
+    out = subprocess.run([sys.executable, "-m", "exporter"], capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 2 and "JOULECAST_SAMPLING_GPU_HZ" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "exporter", "--web.listen-address", "nowhere"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "HOST:PORT" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "exporter", "--backend", "simulated", "--simulated.traces-dir", str(tmp_path), "--state-dir", str(tmp_path / "s")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "no trace CSV files" in out.stderr

@@ -1,0 +1,62 @@
+"""The training-side client against a real exporter, and with the exporter down."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import joulecast
+from joulecast.client import gpus_from_environment
+
+
+def test_context_manager_posts_markers(make_exporter):
+    exp = make_exporter("--backend", "simulated", "--simulated-gpus", "2")
+    with joulecast.job("run-42", epochs=3, url=exp.url, gpus=[1], features={"batch_size": 64, "model_gflops": 4.1}) as job:
+        for _ in range(3):
+            job.epoch_end({"loss": 0.1, "not_a_number": "x"})
+    record = exp.registry.get("run-42")
+    assert record.epochs_completed == 3 and not record.live and record.gpus == (1,)
+    assert record.spec.features.batch_size == 64
+    assert record.last_metrics == {"loss": 0.1}
+
+
+def test_exporter_down_warns_once_and_training_goes_on(caplog):
+    caplog.set_level(logging.WARNING, logger="joulecast")
+    with joulecast.job("offline", epochs=5, url="http://127.0.0.1:9", gpus=[0]) as job:
+        for _ in range(5):
+            job.epoch_end()
+    assert job.epoch == 5
+    warnings = [r for r in caplog.records if "unreachable" in r.message]
+    assert len(warnings) == 1
+
+
+def test_exporter_coming_up_late_gets_the_job(make_exporter):
+    job = joulecast.job("late", epochs=4, url="http://127.0.0.1:9", gpus=[0])
+    job.register()
+    job.epoch_end()
+    exp = make_exporter("--backend", "simulated")
+    job.url = exp.url
+    job.epoch_end()  # registers now; epoch 1 was never seen, epoch 2 is accepted
+    assert exp.registry.get("late").epochs_completed == 2
+
+
+def test_bad_arguments_raise_at_once():
+    with pytest.raises(joulecast.SchemaError):
+        joulecast.job("bad id", epochs=3)
+    with pytest.raises(joulecast.SchemaError):
+        joulecast.job("ok", epochs=3, features={"batch_size": -1})
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"CUDA_VISIBLE_DEVICES": "0,2"}, ([0, 2], [])),
+        ({"CUDA_VISIBLE_DEVICES": "MIG-abcd-1"}, ([], ["MIG-abcd-1"])),
+        ({"SLURM_STEP_GPUS": "3"}, ([3], [])),
+        ({"CUDA_VISIBLE_DEVICES": "NoDevFiles", "SLURM_JOB_GPUS": "1"}, ([1], [])),
+        ({}, ([], [])),
+    ],
+)
+def test_gpus_from_environment(env, expected):
+    assert gpus_from_environment(env) == expected
