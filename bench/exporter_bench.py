@@ -1,0 +1,147 @@
+"""Exporter cost: scrape latency, CPU and memory at 10 Hz sampling, energy counter error.
+
+    python bench/exporter_bench.py            # quick set (about 2 minutes on 2 cores)
+    python bench/exporter_bench.py --full     # 1/8/64 GPUs x 0/100/1000 jobs
+
+Starts the real exporter (simulated GPUs) as a subprocess per configuration, registers live
+jobs through the marker API, scrapes /metrics over loopback and times each scrape. CPU is
+the exporter process's user+system time over an idle window (no scrapes) divided by wall
+time. Energy error compares integrated power with the simulation's exact energy at several
+sampling rates (in-process, simulated clock). Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, body: dict) -> int:
+    req = urllib.request.Request(url, json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status
+
+
+def start_exporter(gpus: int, state: str, hz: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--backend", "simulated", "--simulated-gpus", str(gpus),
+         "--web.listen-address", f"127.0.0.1:{port}", "--state-dir", state,
+         "--sampling.gpu-hz", str(hz), "--jobs.max-live", "100000", "--log.level", "warning"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("exporter did not start")
+
+
+def scrape_config(gpus: int, jobs: int, scrapes: int, idle_s: float) -> dict:
+    with tempfile.TemporaryDirectory() as state:
+        proc, url = start_exporter(gpus, state, 10.0)
+        try:
+            for j in range(jobs):
+                post(url + "/api/v1/jobs", {"job_id": f"job-{j}", "epochs_planned": 100, "gpus": [j % max(gpus, 1)] if gpus else [],
+                                            "features": {"model_gflops": 4.1, "batch_size": 64, "model_name": "resnet50"}})
+                post(f"{url}/api/v1/jobs/job-{j}/epochs", {"epoch": 1})
+            p = psutil.Process(proc.pid)
+            time.sleep(1.0)
+            c0, t0 = p.cpu_times(), time.perf_counter()
+            time.sleep(idle_s)
+            c1, t1 = p.cpu_times(), time.perf_counter()
+            cpu = ((c1.user - c0.user) + (c1.system - c0.system)) / (t1 - t0)
+            lat, size = [], 0
+            for _ in range(scrapes):
+                s = time.perf_counter()
+                body = urllib.request.urlopen(url + "/metrics", timeout=10).read()
+                lat.append(time.perf_counter() - s)
+                size = len(body)
+            rss = p.memory_info().rss
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    lat.sort()
+    return {
+        "gpus": gpus, "jobs": jobs, "scrapes": scrapes,
+        "p50_ms": 1000 * statistics.median(lat),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        "body_kib": size / 1024, "cpu_percent_idle_10hz": 100 * cpu, "rss_mib": rss / 2**20,
+    }
+
+
+def energy_error(hz: float, seconds: float = 600.0) -> dict:
+    from exporter.devices.simulated import SimulatedBackend
+    from exporter.jobs.registry import GpuDirectory, JobRegistry
+    from exporter.sampler import Sampler
+    from joulecast.schema import parse_job_spec
+
+    clock = [1_000_000.0]
+    backend = SimulatedBackend(1, energy_counter=False, seed=7)
+    registry = JobRegistry(GpuDirectory(tuple(backend.devices())), None, clock=lambda: clock[0])
+    backend.set_busy(registry.busy)
+    sampler = Sampler(backend, registry, gpu_hz=hz, clock=lambda: clock[0])
+    sampler.sample_once()
+    registry.register(parse_job_spec({"job_id": "j", "epochs_planned": 5, "gpus": [0]}))
+    rng = random.Random(0)
+    for _ in range(int(seconds * hz)):
+        clock[0] += (1 / hz) * (1 + rng.uniform(-0.2, 0.2))
+        sampler.sample_once()
+    truth = backend.true_energy(0)
+    got = sampler.snapshot().gpus[0].integrated_energy_joules
+    return {"hz": hz, "seconds": seconds, "relative_error_percent": 100 * (got - truth) / truth}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="1/8/64 GPUs x 0/100/1000 jobs")
+    ap.add_argument("--scrapes", type=int, default=200)
+    ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "exporter.json"))
+    args = ap.parse_args()
+    configs = [(g, j) for g in (1, 8, 64) for j in (0, 100, 1000)] if args.full else [(1, 0), (8, 100), (8, 1000)]
+    rows = [scrape_config(g, j, args.scrapes, args.idle_seconds) for g, j in configs]
+    errors = [energy_error(hz) for hz in (1.0, 10.0, 50.0)]
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "scrape": rows, "energy_error": errors,
+    }
+    print(f"{'gpus':>5} {'jobs':>5} {'p50 ms':>8} {'p99 ms':>8} {'KiB':>7} {'CPU % (10 Hz, idle)':>20} {'RSS MiB':>8}")
+    for r in rows:
+        print(f"{r['gpus']:>5} {r['jobs']:>5} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['body_kib']:>7.0f} {r['cpu_percent_idle_10hz']:>20.1f} {r['rss_mib']:>8.0f}")
+    print(f"\n{'sampling Hz':>11} {'energy error % vs ground truth (10 min, jittered)':>50}")
+    for e in errors:
+        print(f"{e['hz']:>11g} {e['relative_error_percent']:>50.3f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
