@@ -47,10 +47,28 @@ def post(url: str, body: dict) -> int:
 def start_exporter(gpus: int, state: str, hz: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--backend", "simulated", "--simulated-gpus", str(gpus),
-         "--web.listen-address", f"127.0.0.1:{port}", "--state-dir", state,
-         "--sampling.gpu-hz", str(hz), "--jobs.max-live", "100000", "--log.level", "warning"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--backend",
+            "simulated",
+            "--simulated-gpus",
+            str(gpus),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--state-dir",
+            state,
+            "--sampling.gpu-hz",
+            str(hz),
+            "--jobs.max-live",
+            "100000",
+            "--log.level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -68,8 +86,19 @@ def scrape_config(gpus: int, jobs: int, scrapes: int, idle_s: float) -> dict:
         proc, url = start_exporter(gpus, state, 10.0)
         try:
             for j in range(jobs):
-                post(url + "/api/v1/jobs", {"job_id": f"job-{j}", "epochs_planned": 100, "gpus": [j % max(gpus, 1)] if gpus else [],
-                                            "features": {"model_gflops": 4.1, "batch_size": 64, "model_name": "resnet50"}})
+                post(
+                    url + "/api/v1/jobs",
+                    {
+                        "job_id": f"job-{j}",
+                        "epochs_planned": 100,
+                        "gpus": [j % max(gpus, 1)] if gpus else [],
+                        "features": {
+                            "model_gflops": 4.1,
+                            "batch_size": 64,
+                            "model_name": "resnet50",
+                        },
+                    },
+                )
                 post(f"{url}/api/v1/jobs/job-{j}/epochs", {"epoch": 1})
             p = psutil.Process(proc.pid)
             time.sleep(1.0)
@@ -89,10 +118,14 @@ def scrape_config(gpus: int, jobs: int, scrapes: int, idle_s: float) -> dict:
             proc.wait(timeout=10)
     lat.sort()
     return {
-        "gpus": gpus, "jobs": jobs, "scrapes": scrapes,
+        "gpus": gpus,
+        "jobs": jobs,
+        "scrapes": scrapes,
         "p50_ms": 1000 * statistics.median(lat),
         "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
-        "body_kib": size / 1024, "cpu_percent_idle_10hz": 100 * cpu, "rss_mib": rss / 2**20,
+        "body_kib": size / 1024,
+        "cpu_percent_idle_10hz": 100 * cpu,
+        "rss_mib": rss / 2**20,
     }
 
 
@@ -119,22 +152,33 @@ def energy_error(hz: float, seconds: float = 600.0) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--full", action="store_true", help="1/8/64 GPUs x 0/100/1000 jobs")
     ap.add_argument("--scrapes", type=int, default=200)
     ap.add_argument("--idle-seconds", type=float, default=10.0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "exporter.json"))
     args = ap.parse_args()
-    configs = [(g, j) for g in (1, 8, 64) for j in (0, 100, 1000)] if args.full else [(1, 0), (8, 100), (8, 1000)]
+    configs = (
+        [(g, j) for g in (1, 8, 64) for j in (0, 100, 1000)]
+        if args.full
+        else [(1, 0), (8, 100), (8, 1000)]
+    )
     rows = [scrape_config(g, j, args.scrapes, args.idle_seconds) for g, j in configs]
     errors = [energy_error(hz) for hz in (1.0, 10.0, 50.0)]
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "scrape": rows, "energy_error": errors,
+        "scrape": rows,
+        "energy_error": errors,
     }
-    print(f"{'gpus':>5} {'jobs':>5} {'p50 ms':>8} {'p99 ms':>8} {'KiB':>7} {'CPU % (10 Hz, idle)':>20} {'RSS MiB':>8}")
+    print(
+        f"{'gpus':>5} {'jobs':>5} {'p50 ms':>8} {'p99 ms':>8} {'KiB':>7} {'CPU % (10 Hz, idle)':>20} {'RSS MiB':>8}"
+    )
     for r in rows:
-        print(f"{r['gpus']:>5} {r['jobs']:>5} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['body_kib']:>7.0f} {r['cpu_percent_idle_10hz']:>20.1f} {r['rss_mib']:>8.0f}")
+        print(
+            f"{r['gpus']:>5} {r['jobs']:>5} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['body_kib']:>7.0f} {r['cpu_percent_idle_10hz']:>20.1f} {r['rss_mib']:>8.0f}"
+        )
     print(f"\n{'sampling Hz':>11} {'energy error % vs ground truth (10 min, jittered)':>50}")
     for e in errors:
         print(f"{e['hz']:>11g} {e['relative_error_percent']:>50.3f}")

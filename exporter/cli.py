@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_float,
         help="Warm-up phase of the simulated load model",
     )
+    f(
+        p,
+        "--simulated.cycle-seconds",
+        default=6.0,
+        type=positive_float,
+        help="Period of the simulated evaluation dip (set it to the epoch length to model per-epoch evaluation)",
+    )
     f(p, "--simulated.seed", default=0, type=non_negative_int, help="Random seed of the simulation")
     f(
         p,
@@ -191,6 +198,7 @@ def make_backend(args: argparse.Namespace) -> GpuBackend:
         energy_counter=args.simulated_energy_counter,
         seed=args.simulated_seed,
         warmup_s=args.simulated_warmup_seconds,
+        cycle_s=args.simulated_cycle_seconds,
         time_scale=args.simulated_time_scale,
     )
 

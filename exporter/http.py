@@ -45,7 +45,10 @@ class ExporterServer(ThreadingHTTPServer):
 
     def serve_in_thread(self) -> threading.Thread:
         t = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="joulecast-http", daemon=True
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="joulecast-http",
+            daemon=True,
         )
         t.start()
         return t

@@ -13,7 +13,15 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-def http(method: str, url: str, body: object = None, *, raw: bytes | None = None, headers: dict | None = None, timeout: float = 5.0) -> tuple[int, dict]:
+def http(
+    method: str,
+    url: str,
+    body: object = None,
+    *,
+    raw: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, dict]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
@@ -49,8 +57,10 @@ def make_exporter(tmp_path: Path) -> Iterator:
     def factory(*flags: str, backend=None, state_dir: Path | None = None):
         args = build_parser().parse_args(
             [
-                "--web.listen-address", "127.0.0.1:0",
-                "--state-dir", str(state_dir or tmp_path / "state"),
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--state-dir",
+                str(state_dir or tmp_path / "state"),
                 "--no-collector.rapl",
                 *flags,
             ]

@@ -82,15 +82,23 @@ def make(gpus: list[FakeGpu]) -> types.ModuleType:
     def g(h):
         return m.gpus[h.index]
 
-    m.nvmlDeviceGetUUID = guard("nvmlDeviceGetUUID")(lambda h: g(h).uuid if h.mig is None else g(h).mig[h.mig])
+    m.nvmlDeviceGetUUID = guard("nvmlDeviceGetUUID")(
+        lambda h: g(h).uuid if h.mig is None else g(h).mig[h.mig]
+    )
     m.nvmlDeviceGetName = guard("nvmlDeviceGetName")(lambda h: g(h).name.encode())
     m.nvmlDeviceGetMemoryInfo = guard("nvmlDeviceGetMemoryInfo")(
         lambda h: types.SimpleNamespace(total=g(h).mem_total, used=g(h).mem_used, free=0)
     )
-    m.nvmlDeviceGetPowerManagementDefaultLimit = guard("nvmlDeviceGetPowerManagementDefaultLimit")(lambda h: g(h).tdp_mw)
-    m.nvmlDeviceGetEnforcedPowerLimit = guard("nvmlDeviceGetEnforcedPowerLimit")(lambda h: g(h).tdp_mw)
+    m.nvmlDeviceGetPowerManagementDefaultLimit = guard("nvmlDeviceGetPowerManagementDefaultLimit")(
+        lambda h: g(h).tdp_mw
+    )
+    m.nvmlDeviceGetEnforcedPowerLimit = guard("nvmlDeviceGetEnforcedPowerLimit")(
+        lambda h: g(h).tdp_mw
+    )
     m.nvmlDeviceGetPowerUsage = guard("nvmlDeviceGetPowerUsage")(lambda h: g(h).power_mw)
-    m.nvmlDeviceGetTotalEnergyConsumption = guard("nvmlDeviceGetTotalEnergyConsumption")(lambda h: g(h).energy_mj)
+    m.nvmlDeviceGetTotalEnergyConsumption = guard("nvmlDeviceGetTotalEnergyConsumption")(
+        lambda h: g(h).energy_mj
+    )
     m.nvmlDeviceGetUtilizationRates = guard("nvmlDeviceGetUtilizationRates")(
         lambda h: types.SimpleNamespace(gpu=g(h).util, memory=g(h).util // 2)
     )
@@ -100,8 +108,12 @@ def make(gpus: list[FakeGpu]) -> types.ModuleType:
         lambda h: [types.SimpleNamespace(pid=p, usedGpuMemory=1) for p in g(h).pids]
     )
     m.nvmlDeviceGetMigMode = guard("nvmlDeviceGetMigMode")(lambda h: (1, 1) if g(h).mig else (0, 0))
-    m.nvmlDeviceGetMaxMigDeviceCount = guard("nvmlDeviceGetMaxMigDeviceCount")(lambda h: len(g(h).mig))
-    m.nvmlDeviceGetMigDeviceHandleByIndex = guard("nvmlDeviceGetMigDeviceHandleByIndex")(lambda h, i: Handle(h.index, i))
+    m.nvmlDeviceGetMaxMigDeviceCount = guard("nvmlDeviceGetMaxMigDeviceCount")(
+        lambda h: len(g(h).mig)
+    )
+    m.nvmlDeviceGetMigDeviceHandleByIndex = guard("nvmlDeviceGetMigDeviceHandleByIndex")(
+        lambda h, i: Handle(h.index, i)
+    )
     m.nvmlDeviceGetGpuInstanceId = guard("nvmlDeviceGetGpuInstanceId")(lambda h: h.mig + 1)
     m.nvmlDeviceGetComputeInstanceId = guard("nvmlDeviceGetComputeInstanceId")(lambda h: 0)
     return m

@@ -25,9 +25,14 @@ def register(exp, job_id="job-1", **extra):
 
 
 def test_register_mark_finish_list(exp):
-    code, body = register(exp, features={"model_gflops": 15.5, "batch_size": 64, "model_name": "vgg16"})
+    code, body = register(
+        exp, features={"model_gflops": 15.5, "batch_size": 64, "model_name": "vgg16"}
+    )
     assert code == 201 and body["attributed_gpus"] == [0]
-    assert register(exp, features={"model_gflops": 15.5, "batch_size": 64, "model_name": "vgg16"})[0] == 200
+    assert (
+        register(exp, features={"model_gflops": 15.5, "batch_size": 64, "model_name": "vgg16"})[0]
+        == 200
+    )
     code, body = post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 1, "metrics": {"loss": 0.5}})
     assert code == 200 and body["epochs_completed"] == 1 and body["last_metrics"] == {"loss": 0.5}
     code, body = http("GET", exp.url + "/api/v1/jobs/job-1")
@@ -54,8 +59,14 @@ def test_register_mark_finish_list(exp):
         ({"job_id": "a", "epochs_planned": 5, "gpus": [0, 0]}, "duplicate"),
         ({"job_id": "a", "epochs_planned": 5, "gpus": "GPU-nope"}, "unknown GPU UUID"),
         ({"job_id": "a", "epochs_planned": 5, "pids": [-1]}, "between 0"),
-        ({"job_id": "a", "epochs_planned": 5, "features": {"batch_size": 0}}, "features.batch_size"),
-        ({"job_id": "a", "epochs_planned": 5, "features": {"model_gflops": -1.0}}, "features.model_gflops"),
+        (
+            {"job_id": "a", "epochs_planned": 5, "features": {"batch_size": 0}},
+            "features.batch_size",
+        ),
+        (
+            {"job_id": "a", "epochs_planned": 5, "features": {"model_gflops": -1.0}},
+            "features.model_gflops",
+        ),
         ({"job_id": "a", "epochs_planned": 5, "features": {"model_name": "a\nb"}}, "printable"),
         ({"job_id": "a", "epochs_planned": 5, "features": {"colour": 1}}, "unknown field"),
         ({"job_id": "a", "epochs_planned": 5, "surprise": 1}, "unknown field"),
@@ -95,8 +106,15 @@ def test_epoch_marker_errors(exp):
     # ... going backwards is not
     code, body = post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 2})
     assert code == 409 and "out of order" in body["error"]
-    for bad in ({"epoch": 0}, {"epoch": "4"}, {"epoch": None}, {}, {"epoch": 4, "metrics": {"loss": "x"}},
-                {"epoch": 4, "metrics": {"bad key": 1}}, {"epoch": 4, "metrics": [1]}):
+    for bad in (
+        {"epoch": 0},
+        {"epoch": "4"},
+        {"epoch": None},
+        {},
+        {"epoch": 4, "metrics": {"loss": "x"}},
+        {"epoch": 4, "metrics": {"bad key": 1}},
+        {"epoch": 4, "metrics": [1]},
+    ):
         code, body = post(exp, "/api/v1/jobs/job-1/epochs", bad)
         assert code == 400, (bad, body)
         assert body["error"]
@@ -163,8 +181,14 @@ def test_bearer_token_guards_the_api(make_exporter):
     exp = make_exporter("--backend", "simulated", "--web.api-token", "s3cret")
     body = {"job_id": "a", "epochs_planned": 3}
     assert http("POST", exp.url + "/api/v1/jobs", body)[0] == 401
-    assert http("POST", exp.url + "/api/v1/jobs", body, headers={"Authorization": "Bearer wrong"})[0] == 401
-    assert http("POST", exp.url + "/api/v1/jobs", body, headers={"Authorization": "Bearer s3cret"})[0] == 201
+    assert (
+        http("POST", exp.url + "/api/v1/jobs", body, headers={"Authorization": "Bearer wrong"})[0]
+        == 401
+    )
+    assert (
+        http("POST", exp.url + "/api/v1/jobs", body, headers={"Authorization": "Bearer s3cret"})[0]
+        == 201
+    )
     assert "joulecast_gpu_power_watts" in scrape(exp.url)  # metrics stay open
 
 

@@ -82,7 +82,10 @@ def test_hardware_counter_and_integration_side_by_side(make_exporter):
         # The counter starts at the first read, as the simulated truth does: they agree exactly.
         assert g.counter_energy_joules == pytest.approx(backend.true_energy(g.info.index), rel=1e-9)
         # Integration over a few seconds of an uneven load is close, not equal: both are served.
-        assert abs(g.integrated_energy_joules - g.counter_energy_joules) / g.counter_energy_joules < 0.05
+        assert (
+            abs(g.integrated_energy_joules - g.counter_energy_joules) / g.counter_energy_joules
+            < 0.05
+        )
     assert 'joulecast_gpu_power_integrated_energy_joules_total{gpu="1"' in text
     assert 'energy_source="nvml_counter"' in text and 'simulated="true"' in text
     # The busy GPU draws more than the idle one.
@@ -94,7 +97,9 @@ def test_replayed_traces_are_served(make_exporter, shared_dir):
     assert len(traces) == 10 and all(t.duration > 1000 for t in traces)
     backend = SimulatedBackend(2, traces=traces, time_scale=50.0)
     exp = make_exporter(backend=backend)
-    http("POST", exp.url + "/api/v1/jobs", {"job_id": "replay", "epochs_planned": 3, "gpus": [0, 1]})
+    http(
+        "POST", exp.url + "/api/v1/jobs", {"job_id": "replay", "epochs_planned": 3, "gpus": [0, 1]}
+    )
     time.sleep(1.0)
     exp.sampler.sample_once()
     snap = exp.sampler.snapshot()

@@ -14,11 +14,15 @@ from tests.exporter import fake_pynvml as fake
 
 
 def two_gpus():
-    return fake.make([fake.FakeGpu(uuid="GPU-aaaa"), fake.FakeGpu(uuid="GPU-bbbb", name="NVIDIA H100 80GB HBM3")])
+    return fake.make(
+        [fake.FakeGpu(uuid="GPU-aaaa"), fake.FakeGpu(uuid="GPU-bbbb", name="NVIDIA H100 80GB HBM3")]
+    )
 
 
 def metric(text: str, name: str, gpu: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith(name + "{") and f'gpu="{gpu}"' in line]
+    return [
+        line for line in text.splitlines() if line.startswith(name + "{") and f'gpu="{gpu}"' in line
+    ]
 
 
 def test_units_are_converted_once():
@@ -28,18 +32,52 @@ def test_units_are_converted_once():
     assert info.has_energy_counter
     r = backend.read(0, 1.0)
     assert r.power_watts == 250.0 and r.energy_joules == 1000.0
-    assert r.utilization_gpu_ratio == 0.9 and r.sm_clock_hertz == 1.41e9 and r.temperature_celsius == 55
+    assert (
+        r.utilization_gpu_ratio == 0.9
+        and r.sm_clock_hertz == 1.41e9
+        and r.temperature_celsius == 55
+    )
 
 
 @pytest.mark.parametrize(
     "fn, code, kind, left_out",
     [
-        ("nvmlDeviceGetPowerUsage", fake.NVML_ERROR_NOT_SUPPORTED, "not_supported", "joulecast_gpu_power_watts"),
-        ("nvmlDeviceGetTemperature", fake.NVML_ERROR_UNKNOWN, "call_error", "joulecast_gpu_temperature_celsius"),
-        ("nvmlDeviceGetUtilizationRates", fake.NVML_ERROR_NOT_SUPPORTED, "not_supported", "joulecast_gpu_utilization_ratio"),
-        ("nvmlDeviceGetMemoryInfo", fake.NVML_ERROR_UNKNOWN, "call_error", "joulecast_gpu_memory_used_bytes"),
-        ("nvmlDeviceGetClockInfo", fake.NVML_ERROR_UNKNOWN, "call_error", "joulecast_gpu_sm_clock_hertz"),
-        ("nvmlDeviceGetEnforcedPowerLimit", fake.NVML_ERROR_NOT_SUPPORTED, "not_supported", "joulecast_gpu_power_limit_watts"),
+        (
+            "nvmlDeviceGetPowerUsage",
+            fake.NVML_ERROR_NOT_SUPPORTED,
+            "not_supported",
+            "joulecast_gpu_power_watts",
+        ),
+        (
+            "nvmlDeviceGetTemperature",
+            fake.NVML_ERROR_UNKNOWN,
+            "call_error",
+            "joulecast_gpu_temperature_celsius",
+        ),
+        (
+            "nvmlDeviceGetUtilizationRates",
+            fake.NVML_ERROR_NOT_SUPPORTED,
+            "not_supported",
+            "joulecast_gpu_utilization_ratio",
+        ),
+        (
+            "nvmlDeviceGetMemoryInfo",
+            fake.NVML_ERROR_UNKNOWN,
+            "call_error",
+            "joulecast_gpu_memory_used_bytes",
+        ),
+        (
+            "nvmlDeviceGetClockInfo",
+            fake.NVML_ERROR_UNKNOWN,
+            "call_error",
+            "joulecast_gpu_sm_clock_hertz",
+        ),
+        (
+            "nvmlDeviceGetEnforcedPowerLimit",
+            fake.NVML_ERROR_NOT_SUPPORTED,
+            "not_supported",
+            "joulecast_gpu_power_limit_watts",
+        ),
     ],
 )
 def test_field_faults_leave_the_metric_out_and_count(make_exporter, fn, code, kind, left_out):
@@ -64,7 +102,9 @@ def test_device_lost_is_left_out_and_recovers(make_exporter):
     text = scrape(exp.url)
     assert metric(text, "joulecast_gpu_up", "1")[0].endswith(" 0.0")
     assert not metric(text, "joulecast_gpu_power_watts", "1")
-    assert any('kind="device_lost"' in line for line in metric(text, "joulecast_gpu_errors_total", "1"))
+    assert any(
+        'kind="device_lost"' in line for line in metric(text, "joulecast_gpu_errors_total", "1")
+    )
     assert metric(text, "joulecast_gpu_power_watts", "0")
     nvml.lost.clear()
     exp.sampler.sample_once()

@@ -21,9 +21,22 @@ def free_port() -> int:
 
 def start(state: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--backend", "simulated", "--simulated-gpus", "2",
-         "--web.listen-address", f"127.0.0.1:{port}", "--state-dir", str(state), "--no-collector.rapl"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--backend",
+            "simulated",
+            "--simulated-gpus",
+            "2",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--state-dir",
+            str(state),
+            "--no-collector.rapl",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -43,11 +56,24 @@ def test_kill_9_keeps_every_acknowledged_marker(tmp_path):
     try:
         acked = []
         for j in range(3):
-            code, _ = http("POST", url + "/api/v1/jobs", {"job_id": f"job-{j}", "epochs_planned": 50, "gpus": [j % 2], "features": {"batch_size": 32}})
+            code, _ = http(
+                "POST",
+                url + "/api/v1/jobs",
+                {
+                    "job_id": f"job-{j}",
+                    "epochs_planned": 50,
+                    "gpus": [j % 2],
+                    "features": {"batch_size": 32},
+                },
+            )
             assert code == 201
         for epoch in range(1, 8):
             for j in range(3):
-                code, body = http("POST", f"{url}/api/v1/jobs/job-{j}/epochs", {"epoch": epoch, "metrics": {"loss": 1.0 / epoch}})
+                code, body = http(
+                    "POST",
+                    f"{url}/api/v1/jobs/job-{j}/epochs",
+                    {"epoch": epoch, "metrics": {"loss": 1.0 / epoch}},
+                )
                 assert code == 200
                 acked.append((f"job-{j}", epoch, body["epoch_end_energy_joules"]))
         http("POST", url + "/api/v1/jobs/job-2/finish")
@@ -80,9 +106,20 @@ def test_unusable_state_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     out = subprocess.run(
-        [sys.executable, "-m", "exporter", "--backend", "simulated", "--state-dir", str(blocker / "sub"),
-         "--web.listen-address", "127.0.0.1:0"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--backend",
+            "simulated",
+            "--state-dir",
+            str(blocker / "sub"),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 1
     assert "cannot use state directory" in out.stderr and "Traceback" not in out.stderr
@@ -90,9 +127,35 @@ def test_unusable_state_dir_is_a_clear_error(tmp_path):
 
 def test_bad_flag_and_env_are_clear_errors(tmp_path):
     env = {**os.environ, "JOULECAST_SAMPLING_GPU_HZ": "fast"}
-    out = subprocess.run([sys.executable, "-m", "exporter"], capture_output=True, text=True, env=env, timeout=30)
-    assert out.returncode == 2 and "JOULECAST_SAMPLING_GPU_HZ" in out.stderr and "Traceback" not in out.stderr
-    out = subprocess.run([sys.executable, "-m", "exporter", "--web.listen-address", "nowhere"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "exporter"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert (
+        out.returncode == 2
+        and "JOULECAST_SAMPLING_GPU_HZ" in out.stderr
+        and "Traceback" not in out.stderr
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "exporter", "--web.listen-address", "nowhere"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 2 and "HOST:PORT" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "exporter", "--backend", "simulated", "--simulated.traces-dir", str(tmp_path), "--state-dir", str(tmp_path / "s")], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--backend",
+            "simulated",
+            "--simulated.traces-dir",
+            str(tmp_path),
+            "--state-dir",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 1 and "no trace CSV files" in out.stderr

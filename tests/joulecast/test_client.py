@@ -12,7 +12,9 @@ from joulecast.client import gpus_from_environment
 
 def test_context_manager_posts_markers(make_exporter):
     exp = make_exporter("--backend", "simulated", "--simulated-gpus", "2")
-    with joulecast.job("run-42", epochs=3, url=exp.url, gpus=[1], features={"batch_size": 64, "model_gflops": 4.1}) as job:
+    with joulecast.job(
+        "run-42", epochs=3, url=exp.url, gpus=[1], features={"batch_size": 64, "model_gflops": 4.1}
+    ) as job:
         for _ in range(3):
             job.epoch_end({"loss": 0.1, "not_a_number": "x"})
     record = exp.registry.get("run-42")

@@ -1,0 +1,1 @@
+"""joulecast estimator: STEP projections of running jobs, published for Prometheus."""

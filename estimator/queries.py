@@ -1,0 +1,128 @@
+"""The only module that spells the exporter's metric names in PromQL.
+
+Each cycle issues a fixed number of queries whatever the number of jobs: one raw-sample
+query for the epoch checkpoints of every job, one instant query for every job's state,
+and optionally one for the grid carbon intensity. Results are grouped by ``job_id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from estimator.promclient import PromClient, Sample, Series
+
+HISTORY = '{__name__=~"joulecast_job_(epochs_completed|epoch_end_energy_joules|epoch_end_timestamp_seconds)"}'
+STATE = (
+    '{__name__=~"joulecast_job_(info|epochs_planned|epochs_completed|running|energy_joules_total|'
+    "start_timestamp_seconds|end_timestamp_seconds|gpu_tdp_watts|gpu_memory_bytes|"
+    'gpu_utilization_mean_ratio|gpus|energy_budget_joules|epoch_end_energy_joules)"}'
+)
+GPU_MODELS = "count by (model) (joulecast_gpu_info)"
+
+
+@dataclass(frozen=True)
+class EpochPoint:
+    epoch: int
+    time_s: float
+    energy_j: float
+
+
+@dataclass
+class JobState:
+    """A job as the exporter last reported it."""
+
+    job_id: str
+    epochs_planned: int = 0
+    epochs_completed: int = 0
+    running: bool = True
+    energy_j: float = 0.0
+    epoch_end_energy_j: float = 0.0
+    start_s: float | None = None
+    end_s: float | None = None
+    tdp_w: float = 0.0
+    gpu_memory_bytes: float = 0.0
+    gpu_utilization: float | None = None
+    gpus: int = 0
+    budget_j: float | None = None
+    features: dict[str, str] = field(default_factory=dict)
+
+
+def fetch_history(
+    client: PromClient, window_s: float, at: float | None = None
+) -> dict[str, list[EpochPoint]]:
+    """Epoch checkpoints of every job seen in the last ``window_s`` seconds."""
+    return group_history(client.query_raw(HISTORY, window_s, at))
+
+
+def group_history(series: list[Series]) -> dict[str, list[EpochPoint]]:
+    # Samples of one scrape share a timestamp: join the three series on it.
+    by_job: dict[str, dict[float, dict[str, float]]] = {}
+    for s in series:
+        job_id = s.labels.get("job_id")
+        name = s.labels.get("__name__", "")
+        if not job_id:
+            continue
+        slot = by_job.setdefault(job_id, {})
+        for ts, v in s.points:
+            slot.setdefault(ts, {})[name] = v
+    out: dict[str, list[EpochPoint]] = {}
+    for job_id, samples in by_job.items():
+        points: dict[int, EpochPoint] = {}
+        for _, vals in sorted(samples.items()):
+            try:
+                epoch = int(vals["joulecast_job_epochs_completed"])
+                point = EpochPoint(
+                    epoch,
+                    vals["joulecast_job_epoch_end_timestamp_seconds"],
+                    vals["joulecast_job_epoch_end_energy_joules"],
+                )
+            except KeyError:
+                continue
+            points.setdefault(epoch, point)
+        out[job_id] = sorted(points.values(), key=lambda p: p.epoch)
+    return out
+
+
+_FIELDS = {
+    "joulecast_job_epochs_planned": ("epochs_planned", int),
+    "joulecast_job_epochs_completed": ("epochs_completed", int),
+    "joulecast_job_energy_joules_total": ("energy_j", float),
+    "joulecast_job_epoch_end_energy_joules": ("epoch_end_energy_j", float),
+    "joulecast_job_start_timestamp_seconds": ("start_s", float),
+    "joulecast_job_end_timestamp_seconds": ("end_s", float),
+    "joulecast_job_gpu_tdp_watts": ("tdp_w", float),
+    "joulecast_job_gpu_memory_bytes": ("gpu_memory_bytes", float),
+    "joulecast_job_gpu_utilization_mean_ratio": ("gpu_utilization", float),
+    "joulecast_job_gpus": ("gpus", int),
+    "joulecast_job_energy_budget_joules": ("budget_j", float),
+}
+
+
+def fetch_state(client: PromClient, at: float | None = None) -> dict[str, JobState]:
+    return group_state(client.query(STATE, at))
+
+
+def group_state(samples: list[Sample]) -> dict[str, JobState]:
+    jobs: dict[str, JobState] = {}
+    for s in samples:
+        job_id = s.labels.get("job_id")
+        if not job_id:
+            continue
+        st = jobs.setdefault(job_id, JobState(job_id))
+        name = s.labels.get("__name__", "")
+        if name == "joulecast_job_info":
+            st.features = {
+                k: v
+                for k, v in s.labels.items()
+                if v and k not in ("__name__", "job_id", "instance", "job")
+            }
+        elif name == "joulecast_job_running":
+            st.running = s.value >= 0.5
+        elif name in _FIELDS:
+            attr, conv = _FIELDS[name]
+            setattr(st, attr, conv(s.value))
+    return jobs
+
+
+def fetch_gpu_models(client: PromClient, at: float | None = None) -> list[str]:
+    return sorted({s.labels.get("model", "") for s in client.query(GPU_MODELS, at)} - {""})

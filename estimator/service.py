@@ -1,0 +1,323 @@
+"""The estimator's cycle: read every job from Prometheus, project, publish a snapshot.
+
+One :class:`Estimator` holds all state (no globals). :meth:`Estimator.cycle` issues a fixed
+number of queries, merges new epoch checkpoints into each job's history, computes the STEP
+projections and baselines of running jobs, evaluates finished jobs once (the track record)
+and swaps in a new immutable :class:`EstimatorSnapshot` for the collector to render. When
+Prometheus fails, the last snapshot stays served and is marked stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from estimator.baselines import BaselineConfig, green_algorithms, mlco2
+from estimator.promclient import PromClient, PromError
+from estimator.queries import EpochPoint, JobState, fetch_history, fetch_state
+from estimator.trackrecord import ErrorEntry, JobFacts, TrackRecord, evaluate
+from joulecast.step import Checkpoint, Progress, StepConfig, StepError, project
+
+log = logging.getLogger("joulecast.estimator")
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    step: StepConfig = field(default_factory=StepConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    pue: float = 1.0  # applied alike to STEP energy and power projections
+    lookback_s: float = 24 * 3600.0  # history read at start-up
+    overlap_s: float = 120.0  # re-read margin of later cycles
+    track_epochs: tuple[int, ...] = (10, 15, 20)
+    finished_ttl_s: float = 3600.0
+    carbon_intensity: float | None = None  # gCO2e/kWh
+    carbon_query: str | None = None  # PromQL returning gCO2e/kWh
+
+
+@dataclass(frozen=True)
+class MethodProjection:
+    energy_j: float
+    lower_j: float | None = None
+    upper_j: float | None = None
+    remaining_j: float | None = None
+    end_s: float | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: str
+    energy_so_far_j: float
+    epochs_completed: int
+    epochs_planned: int
+    methods: dict[str, MethodProjection]
+    stabilizing_epoch: int | None = None
+    window_start: int | None = None
+    window_end: int | None = None
+
+
+@dataclass(frozen=True)
+class EstimatorSnapshot:
+    jobs: dict[str, JobResult] = field(default_factory=dict)
+    errors_by_job: tuple[ErrorEntry, ...] = ()
+    summary: dict[tuple[str, int], tuple[int, float, float]] = field(default_factory=dict)
+    carbon_intensity: float | None = None
+    last_success_s: float | None = None
+    last_cycle_duration_s: float = 0.0
+    last_cycle_queries: int = 0
+    stale: bool = True
+    stale_since_s: float | None = None
+    cycles: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Job:
+    points: dict[int, EpochPoint] = field(default_factory=dict)
+    state: JobState | None = None
+    finished_at: float | None = None
+    evaluated: bool = False
+    last_seen: float = 0.0
+
+
+class Estimator:
+    def __init__(
+        self, client: PromClient, config: EstimatorConfig, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.client = client
+        self.config = config
+        self._clock = clock
+        self._jobs: dict[str, _Job] = {}
+        self._track = TrackRecord()
+        self._finished_errors: list[ErrorEntry] = []
+        self._errors: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._snapshot = EstimatorSnapshot()
+        self._last_success: float | None = None
+        self._outage_logged = False
+
+    # -- one cycle --------------------------------------------------------------------
+    def cycle(self) -> EstimatorSnapshot:
+        start = time.perf_counter()
+        now = self._clock()
+        q0 = self.client.queries
+        try:
+            window = (
+                self.config.lookback_s
+                if self._last_success is None
+                else min(self.config.lookback_s, now - self._last_success + self.config.overlap_s)
+            )
+            history = fetch_history(self.client, window, now)
+            states = fetch_state(self.client, now)
+            intensity = self._carbon(now)
+        except PromError as err:
+            return self._failed(err, now, start, self.client.queries - q0)
+        self._merge(history, states, now)
+        jobs = {
+            j: r for j, r in ((j, self._project(j, job, now)) for j, job in self._jobs.items()) if r
+        }
+        self._evaluate_finished(now)
+        self._forget(now)
+        if self._outage_logged:
+            log.info("Prometheus answers again; estimates are fresh")
+        self._outage_logged = False
+        self._last_success = now
+        snap = EstimatorSnapshot(
+            jobs=jobs,
+            errors_by_job=tuple(self._finished_errors),
+            summary=self._track.summary(),
+            carbon_intensity=intensity,
+            last_success_s=now,
+            last_cycle_duration_s=time.perf_counter() - start,
+            last_cycle_queries=self.client.queries - q0,
+            stale=False,
+            cycles=self._snapshot.cycles + 1,
+            errors=dict(self._errors),
+        )
+        with self._lock:
+            self._snapshot = snap
+        return snap
+
+    def _failed(self, err: PromError, now: float, start: float, queries: int) -> EstimatorSnapshot:
+        self._errors[err.kind] = self._errors.get(err.kind, 0) + 1
+        if not self._outage_logged:
+            log.warning(
+                "Prometheus query failed (%s): %s; serving the last estimates as stale",
+                err.kind,
+                err,
+            )
+            self._outage_logged = True
+        with self._lock:
+            prev = self._snapshot
+            self._snapshot = replace(
+                prev,
+                stale=True,
+                stale_since_s=prev.stale_since_s if prev.stale else now,
+                last_cycle_duration_s=time.perf_counter() - start,
+                last_cycle_queries=queries,
+                cycles=prev.cycles + 1,
+                errors=dict(self._errors),
+            )
+            return self._snapshot
+
+    def _carbon(self, now: float) -> float | None:
+        if self.config.carbon_query:
+            samples = self.client.query(self.config.carbon_query, now)
+            return samples[0].value if samples else self.config.carbon_intensity
+        return self.config.carbon_intensity
+
+    def _merge(
+        self, history: dict[str, list[EpochPoint]], states: dict[str, JobState], now: float
+    ) -> None:
+        for job_id, points in history.items():
+            job = self._jobs.setdefault(job_id, _Job())
+            for p in points:
+                job.points.setdefault(p.epoch, p)
+            job.last_seen = now
+        for job_id, st in states.items():
+            job = self._jobs.setdefault(job_id, _Job())
+            job.state = st
+            job.last_seen = now
+            if not st.running and job.finished_at is None:
+                job.finished_at = st.end_s or now
+
+    @staticmethod
+    def _progress(job: _Job) -> Progress | None:
+        st = job.state
+        if st is None or not job.points:
+            return None
+        points = dict(job.points)
+        if 0 not in points and st.start_s is not None:
+            # A job's energy counter is 0 at registration, whether or not that was scraped.
+            points[0] = EpochPoint(0, st.start_s, 0.0)
+        pts = sorted(points.values(), key=lambda p: p.epoch)
+        cps: list[Checkpoint] = []
+        for p in pts:
+            if cps and (p.time_s < cps[-1].time_s or p.energy_j < cps[-1].energy_j):
+                continue  # an exporter restart lost energy: keep the consistent prefix
+            cps.append(Checkpoint(p.epoch, p.time_s, p.energy_j))
+        try:
+            return Progress(tuple(cps), max(st.epochs_planned, cps[-1].epoch, 1))
+        except StepError:
+            return None
+
+    def _project(self, job_id: str, job: _Job, now: float) -> JobResult | None:
+        st = job.state
+        if st is None or not st.running:
+            return None
+        progress = self._progress(job)
+        methods: dict[str, MethodProjection] = {}
+        pue = self.config.pue
+        stab = ws = we = None
+        remaining_s: float | None = None
+        if progress is not None:
+            for method, pr in project(progress, self.config.step).items():
+                end = progress.last.time_s + pr.remaining_s
+                methods[method] = MethodProjection(
+                    energy_j=pr.energy_j * pue,
+                    lower_j=pr.lower_j * pue,
+                    upper_j=pr.upper_j * pue,
+                    remaining_j=pr.remaining_j * pue,
+                    end_s=end,
+                )
+                stab, ws, we, remaining_s = (
+                    pr.stabilizing_epoch,
+                    pr.window_start,
+                    pr.window_end,
+                    pr.remaining_s,
+                )
+        duration = self._projected_duration(st, progress, remaining_s, now)
+        if duration is not None and st.tdp_w > 0:
+            mem_gb = _float_or_none(st.features.get("host_ram_gb"))
+            methods["mlco2"] = MethodProjection(mlco2(st.tdp_w, duration))
+            methods["green_algorithms"] = MethodProjection(
+                green_algorithms(
+                    st.tdp_w, duration, st.gpu_utilization, mem_gb, self.config.baselines
+                )
+            )
+        return JobResult(
+            job_id=job_id,
+            energy_so_far_j=st.energy_j,
+            epochs_completed=st.epochs_completed,
+            epochs_planned=st.epochs_planned,
+            methods=methods,
+            stabilizing_epoch=stab,
+            window_start=ws,
+            window_end=we,
+        )
+
+    @staticmethod
+    def _projected_duration(
+        st: JobState, progress: Progress | None, remaining_s: float | None, now: float
+    ) -> float | None:
+        if st.start_s is None:
+            return None
+        if progress is not None and remaining_s is not None:
+            return progress.last.time_s - st.start_s + remaining_s
+        if progress is not None and progress.epochs_done > 0:
+            elapsed = progress.last.time_s - st.start_s
+            return elapsed / progress.epochs_done * max(st.epochs_planned, progress.epochs_done)
+        return None
+
+    def _evaluate_finished(self, now: float) -> None:
+        for job_id, job in self._jobs.items():
+            if job.finished_at is None or job.evaluated or job.state is None:
+                continue
+            job.evaluated = True
+            progress = self._progress(job)
+            if progress is None or progress.checkpoints[0].epoch != 0:
+                continue
+            st = job.state
+            measured = progress.last.energy_j - progress.checkpoints[0].energy_j
+            facts = JobFacts(
+                st.tdp_w, st.gpu_utilization, _float_or_none(st.features.get("host_ram_gb"))
+            )
+            entries = evaluate(
+                job_id,
+                progress,
+                measured,
+                self.config.track_epochs,
+                facts,
+                self.config.step,
+                self.config.baselines,
+            )
+            self._track.add(entries)
+            self._finished_errors.extend(entries)
+
+    def _forget(self, now: float) -> None:
+        ttl = self.config.finished_ttl_s
+        gone = [
+            j
+            for j, job in self._jobs.items()
+            if (job.finished_at is not None and now - job.finished_at > ttl)
+            or now - job.last_seen > ttl
+        ]
+        for j in gone:
+            del self._jobs[j]
+        if gone:
+            keep = set(self._jobs)
+            self._finished_errors = [e for e in self._finished_errors if e.job_id in keep]
+
+    # -- serving ----------------------------------------------------------------------
+    def snapshot(self) -> EstimatorSnapshot:
+        with self._lock:
+            return self._snapshot
+
+    def run(self, interval_s: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.cycle()
+            except Exception:  # a bug in one cycle must not stop the service
+                self._errors["internal"] = self._errors.get("internal", 0) + 1
+                log.exception("estimator cycle failed")
+            stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
+
+
+def _float_or_none(v: str | None) -> float | None:
+    try:
+        return float(v) if v not in (None, "") else None
+    except ValueError:
+        return None

@@ -1,0 +1,140 @@
+"""The whole loop with real processes: exporter (simulated GPUs) -> TSDB -> estimator -> TSDB.
+
+Runs against Prometheus and against VictoriaMetrics: the estimator is not tied to one TSDB.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import joulecast
+from tests.conftest import http
+from tests.stack import (
+    free_port,
+    prom_query,
+    prom_query_range,
+    start_estimator,
+    start_exporter,
+    start_tsdb,
+    wait_for,
+)
+
+EPOCH_S = 1.2
+EPOCHS = 16
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("tsdb", ["prometheus", "victoriametrics"])
+def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
+    procs = []
+    try:
+        exporter = start_exporter(
+            tmp_path,
+            "--backend",
+            "simulated",
+            "--simulated-gpus",
+            "2",
+            "--simulated.warmup-seconds",
+            "1",
+            "--simulated.cycle-seconds",
+            str(EPOCH_S),
+        )
+        procs.append(exporter)
+        est_port = free_port()  # the scrape config names the estimator before it starts
+        db = start_tsdb(
+            tsdb,
+            tmp_path,
+            {
+                "joulecast-exporter": [exporter.url],
+                "joulecast-estimator": [f"127.0.0.1:{est_port}"],
+            },
+        )
+        procs.append(db)
+        estimator = start_estimator(
+            tmp_path,
+            db.url,
+            "--cycle.interval",
+            "1",
+            "--carbon.intensity",
+            "400",
+            "--track.epochs",
+            "8,12",
+            port=est_port,
+        )
+        procs.append(estimator)
+
+        # Start training once the TSDB scrapes both targets.
+        wait_for(lambda: len(prom_query(db.url, "up == 1")) == 2, timeout=30)
+        t0 = time.time()
+        job = joulecast.job(
+            "sim-train",
+            epochs=EPOCHS,
+            url=exporter.url,
+            gpus=[1],
+            features={"model_gflops": 4.1, "batch_size": 64, "host_ram_gb": 16},
+        )
+        with job:
+            for _ in range(EPOCHS):
+                time.sleep(EPOCH_S)
+                job.epoch_end({"loss": 1.0})
+            time.sleep(0.5)
+            true_total = http("GET", exporter.url + "/api/v1/jobs/sim-train")[1][
+                "epoch_end_energy_joules"
+            ]
+
+            # every method appears in the TSDB while the job runs
+            def methods():
+                res = prom_query(
+                    db.url, 'joulecast_job_projected_energy_joules{job_id="sim-train"}'
+                )
+                return {r["metric"]["method"] for r in res} >= {
+                    "step_power",
+                    "step_epoch",
+                    "mlco2",
+                    "green_algorithms",
+                }
+
+            wait_for(methods, timeout=20)
+        t1 = time.time()
+
+        # The first STEP projection (end of the first complete window) is within 3 % of the truth.
+        series = prom_query_range(
+            db.url, 'joulecast_job_projected_energy_joules{job_id="sim-train"}', t0, t1, 1.0
+        )
+        first = {}
+        for s in series:
+            m = s["metric"]["method"]
+            if m.startswith("step_"):
+                first[m] = float(s["values"][0][1])
+        assert set(first) == {"step_power", "step_epoch"}
+        for m, v in first.items():
+            assert abs(v - true_total) / true_total < 0.03, (m, v, true_total)
+        # The TDP baselines are far above (the simulated GPU runs below its TDP).
+        mlco2 = prom_query(db.url, 'joulecast_job_projected_energy_joules{method="mlco2"}')
+        assert not mlco2 or float(mlco2[0]["value"][1]) > true_total
+        # intervals, emissions, stabilizing epoch are published too
+        assert prom_query_range(
+            db.url, 'joulecast_job_projected_energy_upper_joules{method="step_epoch"}', t0, t1, 1.0
+        )
+        assert prom_query_range(db.url, "joulecast_job_stabilizing_epoch", t0, t1, 1.0)
+        assert prom_query_range(
+            db.url, 'joulecast_job_projected_emissions_grams{method="step_epoch"}', t0, t1, 1.0
+        )
+
+        # Once finished, the track record of every method at epochs 8 and 12 is published.
+        def scored():
+            res = prom_query(db.url, 'joulecast_job_projection_error_ratio{job_id="sim-train"}')
+            return {
+                (r["metric"]["method"], r["metric"]["at_epoch"]): float(r["value"][1]) for r in res
+            }
+
+        errors = wait_for(lambda: (e := scored()) and ("step_epoch", "12") in e and e, timeout=20)
+        assert abs(errors[("step_epoch", "12")]) < 0.03
+        assert errors[("mlco2", "12")] > 0.3  # TDP x hours overestimates by far
+        health = prom_query(db.url, "joulecast_estimator_queries_per_cycle")
+        assert 1 <= float(health[0]["value"][1]) <= 3
+    finally:
+        for p in reversed(procs):
+            p.stop()
