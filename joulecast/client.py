@@ -86,6 +86,7 @@ class Job:
         token: str | None = None,
         timeout: float = 1.0,
         post: Callable[[str, dict[str, Any], str | None, float], Response] = _post,
+        embedded: bool | Callable[[], float] = False,
     ) -> None:
         self.job_id = validate_job_id(job_id)
         self.epochs_planned = int(epochs)
@@ -103,6 +104,14 @@ class Job:
         else:
             self._gpus = list(gpus)
         self._listeners: list[Callable[[int], None]] = []
+        self.embedded = None
+        if embedded:
+            from joulecast.embedded import EmbeddedStep, NvmlEnergy
+
+            gpu_indices = [g for g in self._gpus if isinstance(g, int)]
+            energy = embedded if callable(embedded) else NvmlEnergy(gpu_indices or None)
+            self.embedded = EmbeddedStep(self.epochs_planned, energy)
+            self._listeners.append(lambda epoch: self.embedded.on_epoch(epoch, self.epochs_planned))
 
     # -- protocol -----------------------------------------------------------------------
     def spec(self) -> JobSpec:
@@ -166,6 +175,8 @@ class Job:
         self._listeners.append(fn)
 
     def __enter__(self) -> Job:
+        if self.embedded is not None:
+            self.embedded.start()
         self.register()
         return self
 

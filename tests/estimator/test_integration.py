@@ -138,3 +138,25 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+@pytest.mark.integration
+def test_estimator_survives_prometheus_restart(tmp_path):
+    from estimator.promclient import PromClient, PromConfig
+    from estimator.service import Estimator, EstimatorConfig
+
+    exporter = start_exporter(tmp_path, "--backend", "simulated")
+    db = start_tsdb("prometheus", tmp_path, {"joulecast-exporter": [exporter.url]})
+    try:
+        est = Estimator(PromClient(PromConfig(db.url, timeout_s=1, retries=0)), EstimatorConfig())
+        assert not est.cycle().stale
+        db.stop()
+        snap = est.cycle()
+        assert snap.stale and snap.errors == {"unreachable": 1}
+        db.proc = __import__("subprocess").Popen(
+            db.proc.args, stdout=db.log.open("a"), stderr=__import__("subprocess").STDOUT
+        )
+        wait_for(lambda: not est.cycle().stale, timeout=30)
+    finally:
+        db.stop()
+        exporter.stop()

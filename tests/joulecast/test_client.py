@@ -62,3 +62,24 @@ def test_bad_arguments_raise_at_once():
 )
 def test_gpus_from_environment(env, expected):
     assert gpus_from_environment(env) == expected
+
+
+def test_embedded_mode_projects_in_process(caplog):
+    """No exporter, no Prometheus: the job measures energy through a callable."""
+    caplog.set_level(logging.WARNING, logger="joulecast")
+    clock = {"t": 0.0, "e": 0.0}
+    planned = 20
+    job = joulecast.job(
+        "local", epochs=planned, url="http://127.0.0.1:9", gpus=[0], embedded=lambda: clock["e"]
+    )
+    job.embedded._clock = lambda: clock["t"]
+    with job:
+        for epoch in range(1, planned + 1):
+            clock["t"] += 10.0
+            clock["e"] += 3000.0 if epoch == 1 else 1000.0
+            job.epoch_end()
+            if epoch == 8:
+                pr = job.embedded.last["step_epoch"]
+                assert pr.energy_j == pytest.approx(3000 + 19 * 1000)
+    reports = [r.message for r in caplog.records if "projected total" in r.message]
+    assert len(reports) == 1 and "after epoch 6/20" in reports[0]

@@ -1,0 +1,3 @@
+from joulecast.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""The Prometheus API client and the estimator's behaviour when the TSDB misbehaves."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from estimator.collector import EstimatorCollector
+from estimator.promclient import PromClient, PromConfig, PromError
+from estimator.service import Estimator, EstimatorConfig
+from prometheus_client import CollectorRegistry, generate_latest
+
+EMPTY_VECTOR = {"status": "success", "data": {"resultType": "vector", "result": []}}
+EMPTY_MATRIX = {"status": "success", "data": {"resultType": "matrix", "result": []}}
+
+
+class FakeTSDB:
+    """A scripted HTTP endpoint standing in for a TSDB that fails in ways a real one rarely does."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.requests: list[dict] = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                try:
+                    self._answer()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out first
+
+            def _answer(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                outer.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body}
+                )
+                mode = outer.mode
+                if mode == "slow":
+                    time.sleep(1.0)
+                if mode == "500":
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                if mode == "garbage":
+                    payload = b"<html>proxy error</html>"
+                elif mode == "wrong-shape":
+                    payload = json.dumps({"status": "success", "data": {"result": 3}}).encode()
+                elif mode == "query-error":
+                    self.send_response(400)
+                    payload = json.dumps(
+                        {"status": "error", "errorType": "bad_data", "error": "parse error"}
+                    ).encode()
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                else:
+                    payload = json.dumps(EMPTY_MATRIX if "%5B" in body else EMPTY_VECTOR).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def tsdb():
+    t = FakeTSDB()
+    yield t
+    t.close()
+
+
+def client(url, **kw):
+    return PromClient(
+        PromConfig(
+            url,
+            timeout_s=kw.pop("timeout_s", 0.3),
+            retries=kw.pop("retries", 2),
+            backoff_s=0.01,
+            **kw,
+        )
+    )
+
+
+def test_auth_and_tenant_headers_are_sent(tsdb):
+    c = client(tsdb.url, bearer_token="tok", headers={"X-Scope-OrgID": "team-a"})
+    c.query("up")
+    h = tsdb.requests[-1]["headers"]
+    assert h["Authorization"] == "Bearer tok" and h["X-Scope-OrgID"] == "team-a"
+    c = client(tsdb.url, username="u", password="p")
+    c.query("up")
+    assert tsdb.requests[-1]["headers"]["Authorization"].startswith("Basic ")
+
+
+@pytest.mark.parametrize(
+    "mode, kind, attempts",
+    [
+        ("500", "http_status", 3),
+        ("slow", "timeout", 3),
+        ("garbage", "bad_response", 1),
+        ("wrong-shape", "bad_response", 1),
+        ("query-error", "query_error", 1),
+    ],
+)
+def test_failures_map_to_kinds_and_retry_only_transient(tsdb, mode, kind, attempts):
+    tsdb.mode = mode
+    c = client(tsdb.url)
+    with pytest.raises(PromError) as err:
+        c.query("up")
+    assert err.value.kind == kind
+    assert len(tsdb.requests) == attempts
+
+
+def test_unreachable():
+    with pytest.raises(PromError) as err:
+        client("http://127.0.0.1:9", retries=0).query("up")
+    assert err.value.kind == "unreachable"
+
+
+def render(est: Estimator) -> str:
+    reg = CollectorRegistry()
+    reg.register(EstimatorCollector(est.snapshot, "test"))
+    return generate_latest(reg).decode()
+
+
+def test_estimator_serves_stale_values_and_recovers(tsdb, caplog):
+    est = Estimator(client(tsdb.url, retries=0), EstimatorConfig())
+    assert not est.cycle().stale
+    text = render(est)
+    assert (
+        "joulecast_estimator_stale 0.0" in text
+        and "joulecast_estimator_last_success_timestamp_seconds" in text
+    )
+    caplog.set_level("WARNING", logger="joulecast.estimator")
+    for mode in ("500", "garbage", "slow"):
+        tsdb.mode = mode
+        snap = est.cycle()
+        assert snap.stale
+    warnings = [r for r in caplog.records if "serving the last estimates as stale" in r.message]
+    assert len(warnings) == 1  # logged once per outage
+    text = render(est)
+    assert "joulecast_estimator_stale 1.0" in text
+    assert 'joulecast_estimator_errors_total{kind="http_status"} 1.0' in text
+    assert 'joulecast_estimator_errors_total{kind="bad_response"} 1.0' in text
+    assert 'joulecast_estimator_errors_total{kind="timeout"} 1.0' in text
+    tsdb.mode = "ok"
+    assert not est.cycle().stale
+    assert "joulecast_estimator_stale 0.0" in render(est)
