@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from estimator.collector import EstimatorCollector
 from estimator.promclient import PromClient, PromConfig, PromError
 from estimator.service import Estimator, EstimatorConfig
-from prometheus_client import CollectorRegistry, generate_latest
 
 EMPTY_VECTOR = {"status": "success", "data": {"resultType": "vector", "result": []}}
 EMPTY_MATRIX = {"status": "success", "data": {"resultType": "matrix", "result": []}}
@@ -31,10 +32,8 @@ class FakeTSDB:
                 pass
 
             def do_POST(self):
-                try:
-                    self._answer()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out first
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._answer()  # the client may have timed out first
 
             def _answer(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
