@@ -11,6 +11,7 @@ import pytest
 
 import joulecast
 from tests.conftest import http
+from tests.grafana.dashboards import check_all
 from tests.stack import (
     free_port,
     prom_query,
@@ -131,6 +132,13 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
             }
 
         errors = wait_for(lambda: (e := scored()) and ("step_epoch", "12") in e and e, timeout=20)
+        if tsdb == "prometheus":
+            # Every Grafana panel's query parses and returns data against this Prometheus.
+            time.sleep(3)  # let range-query steps pass the newest samples
+            failures = check_all(
+                db.url, t0, time.time(), {"node": ".*", "gpu": ".*", "job_id": "sim-train"}
+            )
+            assert not failures, "\n".join(failures)
         assert abs(errors[("step_epoch", "12")]) < 0.03
         assert errors[("mlco2", "12")] > 0.3  # TDP x hours overestimates by far
         health = prom_query(db.url, "joulecast_estimator_queries_per_cycle")

@@ -156,3 +156,14 @@ def test_scale_invariance(e, k, seen):
     pa, pb = project(a), project(b)
     for m in pa:
         assert pb[m].energy_j == pytest.approx(pa[m].energy_j * k, rel=1e-9)
+
+
+def test_periodic_evaluation_epochs_are_part_of_the_regime():
+    # every 5th epoch runs a long evaluation (1.6x): the projection must carry them forward
+    es = [400.0] + [160.0 if e % 5 == 0 else 100.0 for e in range(2, 41)]
+    truth = sum(es)
+    p = progress(es, [10.0] * 40, 40)
+    for k in (12, 15, 20):
+        pr = project(p.truncated(k))["step_epoch"]
+        assert pr.stabilizing_epoch <= 2
+        assert abs(pr.energy_j - truth) / truth < 0.03, k
