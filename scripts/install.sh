@@ -12,6 +12,7 @@ command -v prometheus >/dev/null 2>&1 || want+=(prometheus)
 if [ "$extras" = "test" ]; then
   command -v victoria-metrics >/dev/null 2>&1 || want+=(victoria-metrics)
   command -v prometheus-alertmanager >/dev/null 2>&1 || want+=(prometheus-alertmanager)
+  command -v docker-compose >/dev/null 2>&1 || want+=(docker-compose)
 fi
 if [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
