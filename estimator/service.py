@@ -19,7 +19,7 @@ from estimator.baselines import BaselineConfig, green_algorithms, mlco2
 from estimator.promclient import PromClient, PromError
 from estimator.queries import EpochPoint, JobState, fetch_history, fetch_state
 from estimator.trackrecord import ErrorEntry, JobFacts, TrackRecord, evaluate
-from joulecast.step import Checkpoint, Progress, StepConfig, StepError, project
+from joulecast.step import Checkpoint, Progress, Projection, StepConfig, StepError, project
 
 log = logging.getLogger("joulecast.estimator")
 
@@ -76,6 +76,10 @@ class EstimatorSnapshot:
 @dataclass
 class _Job:
     points: dict[int, EpochPoint] = field(default_factory=dict)
+    # STEP depends only on the checkpoints and the plan: reuse it until either changes.
+    step_key: tuple[int, int, int] | None = None
+    step: dict[str, Projection] = field(default_factory=dict)
+    progress: Progress | None = None
     state: JobState | None = None
     finished_at: float | None = None
     evaluated: bool = False
@@ -207,13 +211,18 @@ class Estimator:
         st = job.state
         if st is None or not st.running:
             return None
-        progress = self._progress(job)
+        key = (len(job.points), max(job.points, default=-1), st.epochs_planned)
+        if key != job.step_key:
+            job.step_key = key
+            job.progress = self._progress(job)
+            job.step = project(job.progress, self.config.step) if job.progress is not None else {}
+        progress = job.progress
         methods: dict[str, MethodProjection] = {}
         pue = self.config.pue
         stab = ws = we = None
         remaining_s: float | None = None
         if progress is not None:
-            for method, pr in project(progress, self.config.step).items():
+            for method, pr in job.step.items():
                 end = progress.last.time_s + pr.remaining_s
                 methods[method] = MethodProjection(
                     energy_j=pr.energy_j * pue,

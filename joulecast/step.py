@@ -184,6 +184,15 @@ def detect_stabilizing_epoch(
     return s
 
 
+def _stdev(xs: Sequence[float]) -> float:
+    """Sample standard deviation in floats (statistics.stdev is exact but slow)."""
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    m = math.fsum(xs) / n
+    return math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (n - 1))
+
+
 def _quantile(level: float, dof: int) -> float:
     """Two-sided quantile, with a small-sample inflation approximating Student's t."""
     z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
@@ -249,7 +258,7 @@ def project(p: Progress, cfg: StepConfig | None = None) -> dict[str, Projection]
     # Per-epoch spread inside the window gives the interval.
     inside = [s for s in segments(p) if s.start >= a.epoch and s.end <= b.epoch]
     per = _per_epoch(inside)
-    sd = statistics.stdev(per) if len(per) > 1 else 0.0
+    sd = _stdev(per)
     q = _quantile(cfg.level, len(per) - 1)
     half_epoch = q * sd * math.sqrt(n_left + n_left**2 / max(len(per), 1))
 
