@@ -8,13 +8,18 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from estimator.baselines import BaselineConfig
 from estimator.collector import EstimatorCollector
 from estimator.http import EstimatorServer
+from estimator.model_store import SEED_DIR, ModelError
+from estimator.model_store import load as load_models
 from estimator.promclient import PromClient, PromConfig
+from estimator.queue import QueueStore
+from estimator.queue_api import QueueApi
 from estimator.service import Estimator, EstimatorConfig
 from joulecast import __version__
 from joulecast.flags import FlagError, add_flag, listen_address, non_negative_int, positive_float
@@ -261,7 +266,14 @@ def build(args: argparse.Namespace) -> Service:
         carbon_intensity=args.carbon_intensity or None,
         carbon_query=args.carbon_intensity_query or None,
     )
-    estimator = Estimator(client, config)
+    pre_models = {}
+    if args.pre_enabled:
+        try:
+            pre_models, _ = load_models(Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR)
+        except ModelError as err:
+            log.error("PRE disabled: %s", err)
+    queue = QueueStore(Path(args.queue_dir)) if args.queue_dir else None
+    estimator = Estimator(client, config, pre_models=pre_models, queue=queue)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EstimatorCollector(estimator.snapshot, __version__))
 
@@ -272,7 +284,8 @@ def build(args: argparse.Namespace) -> Service:
             "cycles": s.cycles,
         }
 
-    server = EstimatorServer(args.web_listen_address, registry, health, args.web_telemetry_path)
+    queue_api = QueueApi(queue, estimator.snapshot, args.web_api_token or None) if queue is not None else None
+    server = EstimatorServer(args.web_listen_address, registry, health, args.web_telemetry_path, queue_api)
     return Service(estimator, server, args.cycle_interval, threading.Event())
 
 

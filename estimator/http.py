@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from estimator.queue_api import MAX_BODY_BYTES, QueueApi
+
 log = logging.getLogger("joulecast.estimator")
 
 
@@ -24,7 +26,9 @@ class EstimatorServer(ThreadingHTTPServer):
         registry: CollectorRegistry,
         health: Callable[[], tuple[bool, dict]],
         telemetry_path: str = "/metrics",
+        queue_api: QueueApi | None = None,
     ) -> None:
+        self.queue_api = queue_api
         self.registry = registry
         self.health = health
         self.telemetry_path = telemetry_path
@@ -52,10 +56,33 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _api(self) -> None:
+        if self.server.queue_api is None:
+            self._send(404, b'{"error": "no queue: start the estimator with --queue.dir"}', "application/json")
+            return
+        body = b""
+        if self.command == "POST":
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                self._send(400, b'{"error": "invalid Content-Length"}', "application/json")
+                return
+            if length > MAX_BODY_BYTES or length < 0:
+                self.close_connection = True
+                self._send(413, json.dumps({"error": f"body larger than {MAX_BODY_BYTES} bytes"}).encode(), "application/json")
+                return
+            body = self.rfile.read(length)
+        status, payload = self.server.queue_api.handle(self.command, self.path, self.headers, body)
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
     def do_GET(self) -> None:  # noqa: N802
         try:
             path = self.path.split("?", 1)[0]
-            if path == self.server.telemetry_path:
+            if path.startswith("/api/"):
+                self._api()
+            elif self.command not in ("GET", "HEAD"):
+                self._send(405, b'{"error": "method not allowed"}', "application/json")
+            elif path == self.server.telemetry_path:
                 encoder, ctype = choose_encoder(self.headers.get("Accept", ""))
                 self._send(200, encoder(self.server.registry), ctype)
             elif path == "/healthz":
@@ -73,4 +100,4 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("request failed")
             self._send(500, b'{"error": "internal error"}', "application/json")
 
-    do_HEAD = do_GET
+    do_HEAD = do_POST = do_DELETE = do_PUT = do_GET

@@ -12,12 +12,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from estimator.baselines import BaselineConfig, green_algorithms, mlco2
+from estimator.forecast import forecast_job
+from estimator.gpus import UnknownGpu
+from estimator.pre import JOB_COLUMNS, Forecast
 from estimator.promclient import PromClient, PromError
-from estimator.queries import EpochPoint, JobState, fetch_history, fetch_state
+from estimator.queries import EpochPoint, JobState, fetch_gpu_models, fetch_history, fetch_state
+from estimator.queue import QueueStore
 from estimator.trackrecord import ErrorEntry, JobFacts, TrackRecord, evaluate
 from joulecast.step import Checkpoint, Progress, Projection, StepConfig, StepError, project
 
@@ -30,7 +35,7 @@ class EstimatorConfig:
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     pue: float = 1.0  # applied alike to STEP energy and power projections
     lookback_s: float = 24 * 3600.0  # history read at start-up
-    overlap_s: float = 120.0  # re-read margin of later cycles
+    overlap_s: float = 30.0  # re-read margin of later cycles (scrape and ingestion lag)
     track_epochs: tuple[int, ...] = (10, 15, 20)
     finished_ttl_s: float = 3600.0
     carbon_intensity: float | None = None  # gCO2e/kWh
@@ -61,6 +66,8 @@ class JobResult:
 @dataclass(frozen=True)
 class EstimatorSnapshot:
     jobs: dict[str, JobResult] = field(default_factory=dict)
+    queue: dict[str, list[Forecast]] = field(default_factory=dict)
+    fleet_gpus: tuple[str, ...] = ()
     errors_by_job: tuple[ErrorEntry, ...] = ()
     summary: dict[tuple[str, int], tuple[int, float, float]] = field(default_factory=dict)
     carbon_intensity: float | None = None
@@ -88,10 +95,18 @@ class _Job:
 
 class Estimator:
     def __init__(
-        self, client: PromClient, config: EstimatorConfig, clock: Callable[[], float] = time.time
+        self,
+        client: PromClient,
+        config: EstimatorConfig,
+        clock: Callable[[], float] = time.time,
+        pre_models: Mapping[str, Any] | None = None,
+        queue: QueueStore | None = None,
     ) -> None:
         self.client = client
         self.config = config
+        self.pre_models = dict(pre_models or {})
+        self.queue = queue
+        self._forecast_cache: dict[tuple, list[Forecast]] = {}
         self._clock = clock
         self._jobs: dict[str, _Job] = {}
         self._track = TrackRecord()
@@ -116,12 +131,16 @@ class Estimator:
             history = fetch_history(self.client, window, now)
             states = fetch_state(self.client, now)
             intensity = self._carbon(now)
+            fleet = (
+                fetch_gpu_models(self.client, now) if self.pre_models and self.queue is not None else []
+            )
         except PromError as err:
             return self._failed(err, now, start, self.client.queries - q0)
         self._merge(history, states, now)
         jobs = {
             j: r for j, r in ((j, self._project(j, job, now)) for j, job in self._jobs.items()) if r
         }
+        queue = self._forecast_queue(fleet)
         self._evaluate_finished(now)
         self._forget(now)
         if self._outage_logged:
@@ -133,6 +152,8 @@ class Estimator:
             errors_by_job=tuple(self._finished_errors),
             summary=self._track.summary(),
             carbon_intensity=intensity,
+            queue=queue,
+            fleet_gpus=tuple(fleet),
             last_success_s=now,
             last_cycle_duration_s=time.perf_counter() - start,
             last_cycle_queries=self.client.queries - q0,
@@ -237,6 +258,13 @@ class Estimator:
                     pr.window_end,
                     pr.remaining_s,
                 )
+        for method, fc in self._pre_for_running(st).items():
+            methods[method] = MethodProjection(
+                energy_j=fc.energy_j * pue,
+                lower_j=fc.energy_lower_j * pue,
+                upper_j=fc.energy_upper_j * pue,
+                end_s=(st.start_s + fc.duration_s) if st.start_s is not None else None,
+            )
         duration = self._projected_duration(st, progress, remaining_s, now)
         if duration is not None and st.tdp_w > 0:
             mem_gb = _float_or_none(st.features.get("host_ram_gb"))
@@ -256,6 +284,43 @@ class Estimator:
             window_start=ws,
             window_end=we,
         )
+
+    def _forecasts(
+        self, features: Mapping[str, Any], epochs: int, gpus: tuple[str, ...]
+    ) -> list[Forecast]:
+        key = (tuple(sorted((k, v) for k, v in features.items() if v is not None)), epochs, gpus)
+        cached = self._forecast_cache.get(key)
+        if cached is None:
+            try:
+                cached = forecast_job(self.pre_models, features, epochs, gpus)
+            except (UnknownGpu, ValueError) as err:
+                log.debug("no PRE forecast for %s: %s", gpus, err)
+                cached = []
+            if len(self._forecast_cache) > 50_000:
+                self._forecast_cache.clear()
+            self._forecast_cache[key] = cached
+        return cached
+
+    def _pre_for_running(self, st: JobState) -> dict[str, Forecast]:
+        """PRE forecast of a running job from its registered features and GPU model."""
+        if not self.pre_models:
+            return {}
+        feats = {k: _float_or_none(st.features.get(k)) for k in JOB_COLUMNS}
+        gpu = (st.features.get("gpu_model") or "").split(",")[0]
+        if not gpu or any(feats.get(k) is None for k in ("model_gflops", "batch_size", "train_samples")):
+            return {}
+        return {fc.method: fc for fc in self._forecasts(feats, max(st.epochs_planned, 1), (gpu,))}
+
+    def _forecast_queue(self, fleet: list[str]) -> dict[str, list[Forecast]]:
+        """Every queued job on its requested GPU and on every GPU model of the fleet."""
+        if not self.pre_models or self.queue is None:
+            return {}
+        out = {}
+        for job in self.queue.jobs():
+            gpus = tuple(dict.fromkeys(([job.gpu_model] if job.gpu_model else []) + list(fleet)))
+            if gpus:
+                out[job.job_id] = self._forecasts(job.features.as_dict(), job.epochs, gpus)
+        return out
 
     @staticmethod
     def _projected_duration(

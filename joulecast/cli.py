@@ -33,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     step = sub.add_parser("step", help="STEP projections").add_subparsers(
         dest="step_command", required=True
     )
-    ev = step.add_parser("evaluate", help="score STEP on per-epoch traces (MAPE, RMSE per method)")
+    add_step_evaluate_arguments(
+        step.add_parser("evaluate", help="score STEP on per-epoch traces (MAPE, RMSE per method)")
+    )
+    return p
+
+
+def add_step_evaluate_arguments(ev: argparse.ArgumentParser) -> None:
     ev.add_argument(
         "traces", type=Path, help="CSV: job_id, epoch, epoch_end_time_s, epoch_energy_j"
     )
@@ -59,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="fix the window (default: all stable epochs)",
     )
     ev.add_argument("--json", action="store_true", help="print JSON")
-    return p
 
 
 def cmd_step_evaluate(args: argparse.Namespace) -> int:

@@ -1,0 +1,249 @@
+"""``joulecast``: the offline command line.
+
+joulecast step evaluate TRACES.csv --at-epoch 15 [--json]
+joulecast pre cv --data CSV [--json]
+joulecast pre train --data CSV --out DIR
+joulecast pre evaluate --model DIR --data CSV [--json]
+joulecast forecast --gpu NAME --gflops G --batch-size B [--input-size HxW] --train-samples N
+                   [--eval-samples N] --epochs E [--all-gpus] [--model DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from joulecast import __version__
+from joulecast import cli as step_cli
+
+
+def _positive(kind: type):
+    def parse(v: str):
+        try:
+            x = kind(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{v!r} is not a {kind.__name__}") from None
+        if not x > 0:
+            raise argparse.ArgumentTypeError(f"{v!r} must be > 0")
+        return x
+
+    return parse
+
+
+def _size(v: str) -> tuple[int, int]:
+    h, sep, w = v.lower().partition("x")
+    try:
+        hw = (int(h), int(w)) if sep else (int(h), int(h))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r}: expected HxW, e.g. 224x224") from None
+    if min(hw) < 1:
+        raise argparse.ArgumentTypeError(f"{v!r}: sizes must be >= 1")
+    return hw
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="joulecast",
+        description="joulecast offline tools: STEP scoring, PRE models and forecasts",
+    )
+    p.add_argument("--version", action="version", version=f"joulecast {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    step = sub.add_parser("step", help="STEP projections").add_subparsers(
+        dest="step_command", required=True
+    )
+    step_cli.add_step_evaluate_arguments(
+        step.add_parser("evaluate", help="score STEP on per-epoch traces (MAPE, RMSE per method)")
+    )
+
+    pre = sub.add_parser("pre", help="PRE forecasting models").add_subparsers(
+        dest="pre_command", required=True
+    )
+    cv = pre.add_parser("cv", help="5-fold and leave-one-GPU-out cross-validation of every method")
+    cv.add_argument(
+        "--data", type=Path, required=True, help="reference_runs.csv or a CSV in the PRE schema"
+    )
+    cv.add_argument("--scheme", choices=["kfold", "logo", "both"], default="both")
+    cv.add_argument("--json", action="store_true")
+    tr = pre.add_parser("train", help="fit every method and save them with metadata")
+    tr.add_argument("--data", type=Path, required=True)
+    tr.add_argument("--out", type=Path, required=True)
+    tr.add_argument(
+        "--no-cv", action="store_true", help="skip the cross-validation scores in the metadata"
+    )
+    pe = pre.add_parser(
+        "evaluate", help="RMSE, MAE, MAPE per target and method of a saved model on a data set"
+    )
+    pe.add_argument("--model", type=Path, required=True)
+    pe.add_argument("--data", type=Path, required=True)
+    pe.add_argument("--json", action="store_true")
+
+    fc = sub.add_parser("forecast", help="forecast a job's energy before it runs")
+    fc.add_argument(
+        "--gpu", required=True, help="GPU name, as NVML reports it or as in the spec table"
+    )
+    fc.add_argument(
+        "--gflops", type=_positive(float), required=True, help="forward GFLOPs per sample"
+    )
+    fc.add_argument("--batch-size", type=_positive(int), required=True)
+    fc.add_argument("--input-size", type=_size, default=None, help="HxW (optional)")
+    fc.add_argument("--train-samples", type=_positive(int), required=True)
+    fc.add_argument("--eval-samples", type=int, default=0)
+    fc.add_argument("--host-ram-gb", type=_positive(float), default=None)
+    fc.add_argument("--epochs", type=_positive(int), required=True)
+    fc.add_argument("--all-gpus", action="store_true", help="also every GPU of the spec table")
+    fc.add_argument(
+        "--model", type=Path, default=None, help="model directory (default: the shipped seed model)"
+    )
+    fc.add_argument("--json", action="store_true")
+    return p
+
+
+def _fmt_scores(scores: dict) -> dict:
+    return {t: asdict(s) for t, s in scores.items()}
+
+
+def cmd_pre_cv(args: argparse.Namespace) -> int:
+    from estimator.pre_cv import cross_validate, tdp_baselines
+    from estimator.pre_data import load_training_table
+
+    df = load_training_table(args.data)
+    schemes = ["kfold", "logo"] if args.scheme == "both" else [args.scheme]
+    out: dict = {"data": str(args.data), "rows": len(df), "gpus": sorted(df["gpu_model"].unique())}
+    for scheme in schemes:
+        res = cross_validate(df, ["pre_paper", "pre_physics"], scheme, tdp_baselines())
+        out[scheme] = {
+            m: {
+                "overall": _fmt_scores(r["overall"]),
+                "per_gpu": {g: _fmt_scores(s) for g, s in r["per_gpu"].items()},
+            }
+            for m, r in res.items()
+        }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for scheme in schemes:
+        print(
+            f"\n{scheme} ({'5-fold' if scheme == 'kfold' else 'leave-one-GPU-out'}), {len(df)} runs"
+        )
+        print(
+            f"{'method':<17} {'power RMSE W':>12} {'power MAPE %':>12} {'epoch kJ RMSE':>13} {'epoch MAPE %':>12} {'cov (power/epoch)':>18}"
+        )
+        for m, r in out[scheme].items():
+            p, e = r["overall"]["power_w"], r["overall"]["epoch_energy_j"]
+            cov = f"{p['coverage']:.2f}/{e['coverage']:.2f}" if p["coverage"] is not None else "-"
+            print(
+                f"{m:<17} {p['rmse']:>12.2f} {p['mape']:>12.1f} {e['rmse'] / 1000:>13.3f} {e['mape']:>12.1f} {cov:>18}"
+            )
+    return 0
+
+
+def train_models(data: Path, with_cv: bool = True) -> tuple[dict, dict]:
+    from estimator.pre import PaperPRE, PhysicsPRE
+    from estimator.pre_cv import _select_physics, cross_validate
+    from estimator.pre_data import file_hash, load_training_table
+
+    df = load_training_table(data)
+    models = {
+        "pre_paper": PaperPRE().fit(df),
+        "pre_physics": PhysicsPRE(**_select_physics(df, "kfold")).fit(df),
+    }
+    meta: dict = {
+        "training_data": {
+            "file": data.name,
+            "sha256": file_hash(data),
+            "rows": len(df),
+            "gpus": sorted(df["gpu_model"].unique()),
+        }
+    }
+    if with_cv:
+        res = cross_validate(df, list(models), "kfold")
+        meta["cv_kfold"] = {m: _fmt_scores(r["overall"]) for m, r in res.items()}
+    return models, meta
+
+
+def cmd_pre_train(args: argparse.Namespace) -> int:
+    from estimator.model_store import save
+
+    models, meta = train_models(args.data, with_cv=not args.no_cv)
+    save(args.out, models, meta)
+    print(f"saved {', '.join(models)} to {args.out}")
+    return 0
+
+
+def cmd_pre_evaluate(args: argparse.Namespace) -> int:
+    from estimator.model_store import load
+    from estimator.pre_cv import score
+    from estimator.pre_data import load_training_table
+
+    models, _ = load(args.model)
+    df = load_training_table(args.data)
+    out = {m: _fmt_scores(score(df, model.predict_interval(df))) for m, model in models.items()}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{'method':<14} {'target':<15} {'RMSE':>10} {'MAE':>10} {'MAPE %':>8}")
+    for m, targets in out.items():
+        for t, s in targets.items():
+            print(f"{m:<14} {t:<15} {s['rmse']:>10.2f} {s['mae']:>10.2f} {s['mape']:>8.1f}")
+    return 0
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from estimator.forecast import forecast_job
+    from estimator.gpus import all_names, lookup
+    from estimator.model_store import SEED_DIR, load
+
+    models, _ = load(args.model or SEED_DIR)
+    lookup(args.gpu)  # a clear error before any work
+    features = {
+        "model_gflops": args.gflops,
+        "batch_size": args.batch_size,
+        "train_samples": args.train_samples,
+        "eval_samples": args.eval_samples,
+        "host_ram_gb": args.host_ram_gb,
+        "input_height": args.input_size[0] if args.input_size else None,
+        "input_width": args.input_size[1] if args.input_size else None,
+    }
+    gpus = [args.gpu] + (
+        [g for g in all_names() if g != lookup(args.gpu).name] if args.all_gpus else []
+    )
+    rows = [asdict(f) for f in forecast_job(models, features, args.epochs, gpus)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(
+        f"{'GPU':<24} {'method':<12} {'energy kWh':>11} {'interval kWh':>17} {'duration h':>10} {'power W':>8}"
+    )
+    for r in sorted(rows, key=lambda r: (r["method"], r["energy_j"])):
+        print(
+            f"{r['gpu_model'][:24]:<24} {r['method']:<12} {r['energy_j'] / 3.6e6:>11.4f} "
+            f"{r['energy_lower_j'] / 3.6e6:>8.4f}-{r['energy_upper_j'] / 3.6e6:<8.4f} {r['duration_s'] / 3600:>10.2f} {r['power_w']:>8.0f}"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from estimator.gpus import UnknownGpu
+    from estimator.model_store import ModelError
+    from estimator.pre_data import DataError
+
+    try:
+        if args.command == "step":
+            return step_cli.cmd_step_evaluate(args)
+        if args.command == "forecast":
+            return cmd_forecast(args)
+        return {"cv": cmd_pre_cv, "train": cmd_pre_train, "evaluate": cmd_pre_evaluate}[
+            args.pre_command
+        ](args)
+    except (UnknownGpu, ModelError, DataError, OSError) as err:
+        print(f"joulecast: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

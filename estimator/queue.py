@@ -1,0 +1,112 @@
+"""Queued jobs: JSON job specs in a directory, also posted through ``POST /api/v1/queue``.
+
+A spec: ``{"job_id": "...", "epochs": 30, "gpu_model": "NVIDIA A100-SXM4-80GB" (optional),
+"features": {"model_gflops": 4.1, "batch_size": 64, "train_samples": 50000, ...}}`` with
+the marker API's feature names and validation. A posted spec is written to the directory
+(temporary file, fsync, rename) before the 201 answer, so nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from estimator.gpus import UnknownGpu, lookup
+from joulecast.schema import MAX_EPOCHS, JobFeatures, SchemaError, parse_features, validate_job_id
+
+log = logging.getLogger("joulecast.estimator")
+MAX_QUEUE = 10_000
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    job_id: str
+    epochs: int
+    features: JobFeatures
+    gpu_model: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"job_id": self.job_id, "epochs": self.epochs, "features": self.features.as_dict()}
+        if self.gpu_model:
+            out["gpu_model"] = self.gpu_model
+        return out
+
+
+def parse_queued_job(payload: Any) -> QueuedJob:
+    if not isinstance(payload, dict):
+        raise SchemaError("queued job must be a JSON object")
+    unknown = sorted(set(payload) - {"job_id", "epochs", "gpu_model", "features"})
+    if unknown:
+        raise SchemaError(f"unknown field(s) in queued job: {', '.join(unknown)}")
+    epochs = payload.get("epochs")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+        raise SchemaError(f"'epochs' must be an integer between 1 and {MAX_EPOCHS}")
+    features = parse_features(payload.get("features"))
+    for needed in ("model_gflops", "batch_size", "train_samples"):
+        if getattr(features, needed) is None:
+            raise SchemaError(f"'features.{needed}' is required to forecast a queued job")
+    gpu = payload.get("gpu_model")
+    if gpu is not None:
+        if not isinstance(gpu, str) or len(gpu) > 128:
+            raise SchemaError("'gpu_model' must be a GPU name")
+        try:
+            gpu = lookup(gpu).name
+        except UnknownGpu as err:
+            raise SchemaError(str(err)) from None
+    return QueuedJob(validate_job_id(payload.get("job_id")), epochs, features, gpu)
+
+
+class QueueStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.invalid_files: dict[str, str] = {}
+
+    def _path(self, job_id: str) -> Path:
+        return self.directory / f"{job_id}.json"
+
+    def add(self, job: QueuedJob) -> bool:
+        """Write durably; returns False if the same job_id was already queued (replaced)."""
+        with self._lock:
+            existed = self._path(job.job_id).exists()
+            if not existed and len(list(self.directory.glob("*.json"))) >= MAX_QUEUE:
+                raise OverflowError(f"the queue holds {MAX_QUEUE} jobs")
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(job.as_dict(), fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self._path(job.job_id))
+            dfd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            return not existed
+
+    def remove(self, job_id: str) -> bool:
+        with self._lock:
+            try:
+                self._path(validate_job_id(job_id)).unlink()
+                return True
+            except FileNotFoundError:
+                return False
+
+    def jobs(self) -> list[QueuedJob]:
+        out, invalid = [], {}
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                out.append(parse_queued_job(json.loads(path.read_text())))
+            except (OSError, ValueError) as err:  # SchemaError is a ValueError
+                invalid[path.name] = str(err)
+        for name in set(invalid) - set(self.invalid_files):
+            log.warning("queue file %s ignored: %s", name, invalid[name])
+        self.invalid_files = invalid
+        return out
