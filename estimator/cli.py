@@ -180,6 +180,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f(
         p,
+        "--pre.model-dir",
+        default="",
+        help="PRE model directory (empty: the seed model shipped with joulecast)",
+    )
+    f(
+        p,
+        "--pre.enabled",
+        default=True,
+        boolean=True,
+        help="Publish PRE forecasts for running and queued jobs",
+    )
+    f(
+        p,
+        "--queue.dir",
+        default="",
+        help="Directory of queued job specs (JSON); enables /api/v1/queue",
+    )
+    f(p, "--web.api-token", default="", help="Bearer token required by the queue API (empty: none)")
+    f(
+        p,
         "--carbon.intensity",
         default=0.0,
         type=float,
@@ -269,7 +289,9 @@ def build(args: argparse.Namespace) -> Service:
     pre_models = {}
     if args.pre_enabled:
         try:
-            pre_models, _ = load_models(Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR)
+            pre_models, _ = load_models(
+                Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR
+            )
         except ModelError as err:
             log.error("PRE disabled: %s", err)
     queue = QueueStore(Path(args.queue_dir)) if args.queue_dir else None
@@ -284,8 +306,14 @@ def build(args: argparse.Namespace) -> Service:
             "cycles": s.cycles,
         }
 
-    queue_api = QueueApi(queue, estimator.snapshot, args.web_api_token or None) if queue is not None else None
-    server = EstimatorServer(args.web_listen_address, registry, health, args.web_telemetry_path, queue_api)
+    queue_api = (
+        QueueApi(queue, estimator.snapshot, args.web_api_token or None)
+        if queue is not None
+        else None
+    )
+    server = EstimatorServer(
+        args.web_listen_address, registry, health, args.web_telemetry_path, queue_api
+    )
     return Service(estimator, server, args.cycle_interval, threading.Event())
 
 

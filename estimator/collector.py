@@ -99,11 +99,31 @@ class EstimatorCollector(Collector):
 
     def _queue(self, s: EstimatorSnapshot) -> Iterator[Metric]:
         L = ["job_id", "gpu_model", "method"]
-        energy = GaugeMetricFamily("joulecast_queue_forecast_energy_joules", "PRE forecast of a queued job's total energy on a GPU model (J).", labels=L)
-        lower = GaugeMetricFamily("joulecast_queue_forecast_energy_lower_joules", "Lower bound of the forecast interval (J).", labels=L)
-        upper = GaugeMetricFamily("joulecast_queue_forecast_energy_upper_joules", "Upper bound of the forecast interval (J).", labels=L)
-        duration = GaugeMetricFamily("joulecast_queue_forecast_duration_seconds", "PRE forecast of a queued job's duration (s).", labels=L)
-        power = GaugeMetricFamily("joulecast_queue_forecast_power_watts", "PRE forecast of a queued job's average GPU power (W).", labels=L)
+        energy = GaugeMetricFamily(
+            "joulecast_queue_forecast_energy_joules",
+            "PRE forecast of a queued job's total energy on a GPU model (J).",
+            labels=L,
+        )
+        lower = GaugeMetricFamily(
+            "joulecast_queue_forecast_energy_lower_joules",
+            "Lower bound of the forecast interval (J).",
+            labels=L,
+        )
+        upper = GaugeMetricFamily(
+            "joulecast_queue_forecast_energy_upper_joules",
+            "Upper bound of the forecast interval (J).",
+            labels=L,
+        )
+        duration = GaugeMetricFamily(
+            "joulecast_queue_forecast_duration_seconds",
+            "PRE forecast of a queued job's duration (s).",
+            labels=L,
+        )
+        power = GaugeMetricFamily(
+            "joulecast_queue_forecast_power_watts",
+            "PRE forecast of a queued job's average GPU power (W).",
+            labels=L,
+        )
         best = GaugeMetricFamily(
             "joulecast_queue_best_gpu_info",
             "The GPU model of the fleet where a queued job is forecast to use the least energy, per method.",
@@ -123,7 +143,9 @@ class EstimatorCollector(Collector):
             for method, (_, gpu) in cheapest.items():
                 best.add_metric([job_id, gpu, method], 1.0)
         yield from (energy, lower, upper, duration, power, best)
-        yield GaugeMetricFamily("joulecast_estimator_queued_jobs", "Jobs in the queue directory.", value=len(s.queue))
+        yield GaugeMetricFamily(
+            "joulecast_estimator_queued_jobs", "Jobs in the queue directory.", value=len(s.queue)
+        )
 
     def _track(self, s: EstimatorSnapshot) -> Iterator[Metric]:
         err = GaugeMetricFamily(

@@ -58,7 +58,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self) -> None:
         if self.server.queue_api is None:
-            self._send(404, b'{"error": "no queue: start the estimator with --queue.dir"}', "application/json")
+            self._send(
+                404,
+                b'{"error": "no queue: start the estimator with --queue.dir"}',
+                "application/json",
+            )
             return
         body = b""
         if self.command == "POST":
@@ -69,7 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if length > MAX_BODY_BYTES or length < 0:
                 self.close_connection = True
-                self._send(413, json.dumps({"error": f"body larger than {MAX_BODY_BYTES} bytes"}).encode(), "application/json")
+                self._send(
+                    413,
+                    json.dumps({"error": f"body larger than {MAX_BODY_BYTES} bytes"}).encode(),
+                    "application/json",
+                )
                 return
             body = self.rfile.read(length)
         status, payload = self.server.queue_api.handle(self.command, self.path, self.headers, body)

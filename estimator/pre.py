@@ -162,18 +162,26 @@ class _IntervalMixin:
             self.log_ratio_quantiles_ = {t: (0.0, 0.0) for t in TARGETS}
             self.unseen_log_ratio_quantiles_ = dict(self.log_ratio_quantiles_)
             return
-        self.log_ratio_quantiles_ = self._oof_quantiles(df, list(KFold(folds, shuffle=True, random_state=0).split(df)))
+        self.log_ratio_quantiles_ = self._oof_quantiles(
+            df, list(KFold(folds, shuffle=True, random_state=0).split(df))
+        )
         groups = df["gpu_model"].to_numpy()
         if len(self.seen_gpus_) >= 2:
             splits = list(GroupKFold(len(self.seen_gpus_)).split(df, groups=groups))
             self.unseen_log_ratio_quantiles_ = self._oof_quantiles(df, splits)
         else:
-            self.unseen_log_ratio_quantiles_ = {t: (lo - 1.0, hi + 1.0) for t, (lo, hi) in self.log_ratio_quantiles_.items()}
+            self.unseen_log_ratio_quantiles_ = {
+                t: (lo - 1.0, hi + 1.0) for t, (lo, hi) in self.log_ratio_quantiles_.items()
+            }
 
     def predict_interval(self, df: pd.DataFrame) -> pd.DataFrame:
         """Columns ``<target>``, ``<target>_lower``, ``<target>_upper``."""
         pred = self.predict(df)  # type: ignore[attr-defined]
-        names = attach_gpu_specs(df[["gpu_model"]])["gpu_model"].map(lambda g: lookup(g).name).to_numpy()
+        names = (
+            attach_gpu_specs(df[["gpu_model"]])["gpu_model"]
+            .map(lambda g: lookup(g).name)
+            .to_numpy()
+        )
         seen = {lookup(g).name for g in getattr(self, "seen_gpus_", [])}
         known = np.array([n in seen for n in names])
         for t in TARGETS:

@@ -32,7 +32,11 @@ class QueuedJob:
     gpu_model: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"job_id": self.job_id, "epochs": self.epochs, "features": self.features.as_dict()}
+        out: dict[str, Any] = {
+            "job_id": self.job_id,
+            "epochs": self.epochs,
+            "features": self.features.as_dict(),
+        }
         if self.gpu_model:
             out["gpu_model"] = self.gpu_model
         return out

@@ -1,8 +1,8 @@
 """``/api/v1/queue``: queued jobs over HTTP, validated like the exporter's marker API.
 
-    POST   /api/v1/queue            a queued job spec -> 201 (200 when it replaced one)
-    GET    /api/v1/queue            the queue with each job's latest forecasts
-    DELETE /api/v1/queue/{job_id}   -> 200, 404 when not queued
+POST   /api/v1/queue            a queued job spec -> 201 (200 when it replaced one)
+GET    /api/v1/queue            the queue with each job's latest forecasts
+DELETE /api/v1/queue/{job_id}   -> 200, 404 when not queued
 """
 
 from __future__ import annotations
@@ -21,12 +21,16 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class QueueApi:
-    def __init__(self, store: QueueStore, snapshot: Callable[[], EstimatorSnapshot], token: str | None = None) -> None:
+    def __init__(
+        self, store: QueueStore, snapshot: Callable[[], EstimatorSnapshot], token: str | None = None
+    ) -> None:
         self.store = store
         self._snapshot = snapshot
         self._token = token or None
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any]]:
         if self._token is not None and not hmac.compare_digest(
             headers.get("Authorization", "").encode(), f"Bearer {self._token}".encode()
         ):
@@ -38,7 +42,10 @@ class QueueApi:
                     snap = self._snapshot()
                     return 200, {
                         "jobs": [
-                            {**j.as_dict(), "forecasts": [asdict(f) for f in snap.queue.get(j.job_id, [])]}
+                            {
+                                **j.as_dict(),
+                                "forecasts": [asdict(f) for f in snap.queue.get(j.job_id, [])],
+                            }
                             for j in self.store.jobs()
                         ],
                         "invalid_files": self.store.invalid_files,
@@ -64,5 +71,7 @@ class QueueApi:
         except OverflowError as err:
             return 429, {"error": str(err)}
         except OSError as err:
-            return 503, {"error": f"the queue could not be written; nothing was queued ({err.strerror or err})"}
+            return 503, {
+                "error": f"the queue could not be written; nothing was queued ({err.strerror or err})"
+            }
         return 404, {"error": "no such endpoint"}

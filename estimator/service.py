@@ -132,7 +132,9 @@ class Estimator:
             states = fetch_state(self.client, now)
             intensity = self._carbon(now)
             fleet = (
-                fetch_gpu_models(self.client, now) if self.pre_models and self.queue is not None else []
+                fetch_gpu_models(self.client, now)
+                if self.pre_models and self.queue is not None
+                else []
             )
         except PromError as err:
             return self._failed(err, now, start, self.client.queries - q0)
@@ -307,7 +309,9 @@ class Estimator:
             return {}
         feats = {k: _float_or_none(st.features.get(k)) for k in JOB_COLUMNS}
         gpu = (st.features.get("gpu_model") or "").split(",")[0]
-        if not gpu or any(feats.get(k) is None for k in ("model_gflops", "batch_size", "train_samples")):
+        if not gpu or any(
+            feats.get(k) is None for k in ("model_gflops", "batch_size", "train_samples")
+        ):
             return {}
         return {fc.method: fc for fc in self._forecasts(feats, max(st.epochs_planned, 1), (gpu,))}
 

@@ -523,7 +523,96 @@ def estimator_board() -> Board:
     return b
 
 
-BOARDS = {"node.json": node_board, "jobs.json": jobs_board, "estimator.json": estimator_board}
+QJOB = 'job_id=~"$queued_job"'
+
+
+def queue_board() -> Board:
+    b = Board(
+        "joulecast-queue",
+        "joulecast / Queue",
+        "PRE forecasts of queued jobs on every GPU model of the fleet: where would each cost least?",
+        [
+            query_var(
+                "queued_job",
+                "Queued job",
+                "label_values(joulecast_queue_forecast_energy_joules, job_id)",
+            ),
+            query_var(
+                "method",
+                "Method",
+                "label_values(joulecast_queue_forecast_energy_joules, method)",
+                multi=False,
+            ),
+        ],
+    )
+    b.row("Placement")
+    b.panel(
+        "table",
+        "Cheapest GPU model per queued job",
+        [(f'joulecast_queue_best_gpu_info{{{QJOB},method=~"$method"}}', "")],
+        w=12,
+    )
+    b.panel("stat", "Queued jobs", [("max(joulecast_estimator_queued_jobs)", "")], w=6, h=4)
+    b.panel(
+        "stat",
+        "GPU models in the fleet",
+        [("count(count by (model) (joulecast_gpu_info))", "")],
+        w=6,
+        h=4,
+    )
+    b.panel(
+        "bargauge",
+        "Forecast energy by GPU model",
+        [
+            (
+                f'sort(joulecast_queue_forecast_energy_joules{{{QJOB},method=~"$method"}}) / 3.6e6',
+                "{{job_id}} on {{gpu_model}}",
+            )
+        ],
+        unit="kwatth",
+        w=12,
+        h=10,
+        decimals=3,
+    )
+    b.panel(
+        "bargauge",
+        "Forecast duration by GPU model",
+        [
+            (
+                f'sort(joulecast_queue_forecast_duration_seconds{{{QJOB},method=~"$method"}})',
+                "{{job_id}} on {{gpu_model}}",
+            )
+        ],
+        unit="s",
+        w=12,
+        h=10,
+    )
+    b.panel(
+        "table",
+        "Forecasts with intervals",
+        [
+            (f'joulecast_queue_forecast_energy_joules{{{QJOB},method=~"$method"}} / 3.6e6', ""),
+            (
+                f'joulecast_queue_forecast_energy_lower_joules{{{QJOB},method=~"$method"}} / 3.6e6',
+                "",
+            ),
+            (
+                f'joulecast_queue_forecast_energy_upper_joules{{{QJOB},method=~"$method"}} / 3.6e6',
+                "",
+            ),
+            (f'joulecast_queue_forecast_power_watts{{{QJOB},method=~"$method"}}', ""),
+        ],
+        w=24,
+    )
+    return b
+
+
+BOARDS = {
+    "node.json": node_board,
+    "jobs.json": jobs_board,
+    "queue.json": queue_board,
+    "estimator.json": estimator_board,
+}
 
 
 def render() -> dict[str, str]:

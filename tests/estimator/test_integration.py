@@ -62,6 +62,8 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
             "400",
             "--track.epochs",
             "8,12",
+            "--queue.dir",
+            str(tmp_path / "queue"),
             port=est_port,
         )
         procs.append(estimator)
@@ -74,7 +76,13 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
             epochs=EPOCHS,
             url=exporter.url,
             gpus=[1],
-            features={"model_gflops": 4.1, "batch_size": 64, "host_ram_gb": 16},
+            features={
+                "model_gflops": 4.1,
+                "batch_size": 64,
+                "host_ram_gb": 16,
+                "train_samples": 20000,
+                "eval_samples": 5000,
+            },
         )
         with job:
             for _ in range(EPOCHS):
@@ -95,10 +103,30 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
                     "step_epoch",
                     "mlco2",
                     "green_algorithms",
+                    "pre_paper",
+                    "pre_physics",
                 }
 
             wait_for(methods, timeout=20)
         t1 = time.time()
+
+        # A queued job gets forecasts for its requested GPU and for the fleet's GPU model.
+        spec = {
+            "job_id": "queued-1",
+            "epochs": 20,
+            "gpu_model": "NVIDIA GeForce RTX 3090",
+            "features": {"model_gflops": 4.1, "batch_size": 64, "train_samples": 20000},
+        }
+        assert http("POST", estimator.url + "/api/v1/queue", spec)[0] == 201
+
+        def queue_forecasts():
+            res = prom_query(db.url, 'joulecast_queue_forecast_energy_joules{job_id="queued-1"}')
+            return {(r["metric"]["gpu_model"], r["metric"]["method"]) for r in res}
+
+        got = wait_for(lambda: len(queue_forecasts()) >= 4 and queue_forecasts(), timeout=20)
+        assert {g for g, _ in got} == {"GeForce RTX 3090", "NVIDIA A100 SXM4 80GB"}
+        best = 'joulecast_queue_best_gpu_info{job_id="queued-1",method="pre_physics"}'
+        assert len(prom_query(db.url, best)) == 1
 
         # The first STEP projection (end of the first complete window) is within 3 % of the truth.
         series = prom_query_range(
@@ -136,13 +164,22 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
             # Every Grafana panel's query parses and returns data against this Prometheus.
             time.sleep(3)  # let range-query steps pass the newest samples
             failures = check_all(
-                db.url, t0, time.time(), {"node": ".*", "gpu": ".*", "job_id": "sim-train"}
+                db.url,
+                t0,
+                time.time(),
+                {
+                    "node": ".*",
+                    "gpu": ".*",
+                    "job_id": "sim-train",
+                    "queued_job": ".*",
+                    "method": "pre_physics",
+                },
             )
             assert not failures, "\n".join(failures)
         assert abs(errors[("step_epoch", "12")]) < 0.03
         assert errors[("mlco2", "12")] > 0.3  # TDP x hours overestimates by far
         health = prom_query(db.url, "joulecast_estimator_queries_per_cycle")
-        assert 1 <= float(health[0]["value"][1]) <= 3
+        assert 1 <= float(health[0]["value"][1]) <= 3  # with the fleet GPU query for the queue
     finally:
         for p in reversed(procs):
             p.stop()

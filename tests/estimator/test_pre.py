@@ -17,10 +17,37 @@ from estimator.pre import PaperPRE, PhysicsPRE
 from estimator.pre_cv import cross_validate
 from estimator.pre_data import DataError, load_reference_runs, load_training_table
 
-REQUIRED = ["V100", "T4", "A10", "A30", "A40", "A100 40GB", "A100 80GB", "L4", "L40S", "H100 PCIe", "H100 SXM", "H200",
-            "RTX 2080", "RTX 3090", "RTX 4090", "GTX 750 Ti", "GTX 1050", "GTX 1660"]
-NVML_NAMES = ["NVIDIA A100-SXM4-80GB", "Tesla V100-SXM2-16GB", "NVIDIA GeForce RTX 3090", "NVIDIA H100 80GB HBM3",
-              "NVIDIA H100 PCIe", "NVIDIA L4", "Tesla T4", "NVIDIA GeForce GTX 1660", "NVIDIA H200"]
+REQUIRED = [
+    "V100",
+    "T4",
+    "A10",
+    "A30",
+    "A40",
+    "A100 40GB",
+    "A100 80GB",
+    "L4",
+    "L40S",
+    "H100 PCIe",
+    "H100 SXM",
+    "H200",
+    "RTX 2080",
+    "RTX 3090",
+    "RTX 4090",
+    "GTX 750 Ti",
+    "GTX 1050",
+    "GTX 1660",
+]
+NVML_NAMES = [
+    "NVIDIA A100-SXM4-80GB",
+    "Tesla V100-SXM2-16GB",
+    "NVIDIA GeForce RTX 3090",
+    "NVIDIA H100 80GB HBM3",
+    "NVIDIA H100 PCIe",
+    "NVIDIA L4",
+    "Tesla T4",
+    "NVIDIA GeForce GTX 1660",
+    "NVIDIA H200",
+]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +110,9 @@ def test_save_load_and_tamper_detection(tmp_path, runs):
     save(tmp_path, {"pre_physics": m}, {"note": "test"})
     models, meta = load(tmp_path)
     assert meta["versions"]["scikit-learn"] and meta["note"] == "test"
-    pd.testing.assert_frame_equal(models["pre_physics"].predict(runs.head(5)), m.predict(runs.head(5)))
+    pd.testing.assert_frame_equal(
+        models["pre_physics"].predict(runs.head(5)), m.predict(runs.head(5))
+    )
     (tmp_path / "pre_physics.joblib").write_bytes(b"not a pickle")
     with pytest.raises(ModelError, match="SHA-256"):
         load(tmp_path)
@@ -103,8 +132,19 @@ def test_seed_model_ships_and_forecasts():
     assert set(models) == {"pre_paper", "pre_physics"}
     assert meta["training_data"]["rows"] == 700
     assert meta["cv_kfold"]["pre_physics"]["power_w"]["rmse"] < 7.5  # the study's 7.50 W
-    fc = forecast_job(models, {"model_gflops": 4.1, "batch_size": 64, "train_samples": 20000, "eval_samples": 5000,
-                               "input_height": 224, "input_width": 224}, 30, ["NVIDIA GeForce RTX 3090", "NVIDIA L4"])
+    fc = forecast_job(
+        models,
+        {
+            "model_gflops": 4.1,
+            "batch_size": 64,
+            "train_samples": 20000,
+            "eval_samples": 5000,
+            "input_height": 224,
+            "input_width": 224,
+        },
+        30,
+        ["NVIDIA GeForce RTX 3090", "NVIDIA L4"],
+    )
     assert len(fc) == 4
     for f in fc:
         assert f.energy_lower_j <= f.energy_j <= f.energy_upper_j

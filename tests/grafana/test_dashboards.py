@@ -39,4 +39,4 @@ def test_dashboards_are_well_formed():
             assert g["x"] >= 0 and g["x"] + g["w"] <= 24
             for t in p.get("targets", []):
                 assert t["expr"].count("(") == t["expr"].count(")"), t["expr"]
-    assert {"joulecast-node", "joulecast-jobs", "joulecast-estimator"} <= uids
+    assert {"joulecast-node", "joulecast-jobs", "joulecast-queue", "joulecast-estimator"} <= uids
