@@ -13,6 +13,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from estimator.baselines import BaselineConfig
+from estimator.calibration import HistoryStore, Retrainer
 from estimator.collector import EstimatorCollector
 from estimator.http import EstimatorServer
 from estimator.model_store import SEED_DIR, ModelError
@@ -193,6 +194,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f(
         p,
+        "--pre.history-file",
+        default="",
+        help="CSV where finished jobs become PRE training rows (empty: no self-calibration)",
+    )
+    f(
+        p,
+        "--pre.reference-data",
+        default="",
+        help="Reference training data retrained together with the history (e.g. reference_runs.csv)",
+    )
+    f(
+        p,
+        "--pre.retrain-interval",
+        default=21600.0,
+        type=positive_float,
+        help="Seconds between PRE retraining rounds",
+    )
+    f(
+        p,
         "--queue.dir",
         default="",
         help="Directory of queued job specs (JSON); enables /api/v1/queue",
@@ -239,6 +259,7 @@ class Service:
     server: EstimatorServer
     interval_s: float
     stop_event: threading.Event
+    retrain_interval_s: float = 21600.0
 
     @property
     def url(self) -> str:
@@ -253,6 +274,13 @@ class Service:
             name="joulecast-cycle",
             daemon=True,
         ).start()
+        if self.estimator.retrainer is not None:
+            threading.Thread(
+                target=self.estimator.retrain_loop,
+                args=(self.retrain_interval_s, self.stop_event),
+                name="joulecast-retrain",
+                daemon=True,
+            ).start()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -295,7 +323,12 @@ def build(args: argparse.Namespace) -> Service:
         except ModelError as err:
             log.error("PRE disabled: %s", err)
     queue = QueueStore(Path(args.queue_dir)) if args.queue_dir else None
-    estimator = Estimator(client, config, pre_models=pre_models, queue=queue)
+    retrainer = None
+    if args.pre_history_file and pre_models:
+        history = HistoryStore(Path(args.pre_history_file))
+        reference = Path(args.pre_reference_data) if args.pre_reference_data else None
+        retrainer = Retrainer(history, reference, Path(args.pre_history_file).parent / "pre-models")
+    estimator = Estimator(client, config, pre_models=pre_models, queue=queue, retrainer=retrainer)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EstimatorCollector(estimator.snapshot, __version__))
 
@@ -314,7 +347,9 @@ def build(args: argparse.Namespace) -> Service:
     server = EstimatorServer(
         args.web_listen_address, registry, health, args.web_telemetry_path, queue_api
     )
-    return Service(estimator, server, args.cycle_interval, threading.Event())
+    return Service(
+        estimator, server, args.cycle_interval, threading.Event(), args.pre_retrain_interval
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

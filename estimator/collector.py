@@ -21,6 +21,7 @@ class EstimatorCollector(Collector):
         s = self._snapshot()
         yield from self._jobs(s)
         yield from self._queue(s)
+        yield from self._calibration(s)
         yield from self._track(s)
         yield from self._health(s)
 
@@ -146,6 +147,42 @@ class EstimatorCollector(Collector):
         yield GaugeMetricFamily(
             "joulecast_estimator_queued_jobs", "Jobs in the queue directory.", value=len(s.queue)
         )
+
+    def _calibration(self, s: EstimatorSnapshot) -> Iterator[Metric]:
+        c = s.calibration
+        if c is None:
+            return
+        yield GaugeMetricFamily(
+            "joulecast_pre_history_rows",
+            "Finished jobs recorded as PRE training rows.",
+            value=c.history_rows,
+        )
+        yield GaugeMetricFamily(
+            "joulecast_pre_model_training_rows",
+            "Rows the current retrained PRE model was fit on (0: seed model).",
+            value=c.model_rows,
+        )
+        retrains = CounterMetricFamily(
+            "joulecast_pre_retrains", "PRE retraining rounds by outcome.", labels=["outcome"]
+        )
+        for outcome, n in sorted(c.retrains.items()):
+            retrains.add_metric([outcome], n)
+        yield retrains
+        err = GaugeMetricFamily(
+            "joulecast_pre_history_error_ratio",
+            "Mean absolute relative error of epoch energy on finished jobs, current vs retrained model.",
+            labels=["method", "model"],
+        )
+        for label, errors in (("current", c.current_error), ("candidate", c.candidate_error)):
+            for method, mape in sorted(errors.items()):
+                err.add_metric([method, label], mape / 100.0)
+        yield err
+        if c.last_retrain_s is not None:
+            yield GaugeMetricFamily(
+                "joulecast_pre_last_retrain_timestamp_seconds",
+                "Wall time of the last retraining round.",
+                value=c.last_retrain_s,
+            )
 
     def _track(self, s: EstimatorSnapshot) -> Iterator[Metric]:
         err = GaugeMetricFamily(

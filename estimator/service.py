@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from estimator.baselines import BaselineConfig, green_algorithms, mlco2
+from estimator.calibration import Calibration, HistoryRow, Retrainer
 from estimator.forecast import forecast_job
 from estimator.gpus import UnknownGpu
 from estimator.pre import JOB_COLUMNS, Forecast
@@ -68,6 +69,7 @@ class EstimatorSnapshot:
     jobs: dict[str, JobResult] = field(default_factory=dict)
     queue: dict[str, list[Forecast]] = field(default_factory=dict)
     fleet_gpus: tuple[str, ...] = ()
+    calibration: Calibration | None = None
     errors_by_job: tuple[ErrorEntry, ...] = ()
     summary: dict[tuple[str, int], tuple[int, float, float]] = field(default_factory=dict)
     carbon_intensity: float | None = None
@@ -101,7 +103,9 @@ class Estimator:
         clock: Callable[[], float] = time.time,
         pre_models: Mapping[str, Any] | None = None,
         queue: QueueStore | None = None,
+        retrainer: Retrainer | None = None,
     ) -> None:
+        self.retrainer = retrainer
         self.client = client
         self.config = config
         self.pre_models = dict(pre_models or {})
@@ -156,6 +160,7 @@ class Estimator:
             carbon_intensity=intensity,
             queue=queue,
             fleet_gpus=tuple(fleet),
+            calibration=replace(self.retrainer.state) if self.retrainer is not None else None,
             last_success_s=now,
             last_cycle_duration_s=time.perf_counter() - start,
             last_cycle_queries=self.client.queries - q0,
@@ -363,6 +368,48 @@ class Estimator:
             )
             self._track.add(entries)
             self._finished_errors.extend(entries)
+            self._record_history(job_id, st, progress, measured, job.finished_at or now)
+
+    def _record_history(
+        self, job_id: str, st: JobState, progress: Progress, energy_j: float, finished: float
+    ) -> None:
+        """A finished job with features becomes a PRE training row (self-calibration)."""
+        if self.retrainer is None:
+            return
+        feats = {k: _float_or_none(st.features.get(k)) for k in JOB_COLUMNS}
+        gpu = (st.features.get("gpu_model") or "").split(",")[0]
+        if not gpu or any(
+            feats.get(k) is None for k in ("model_gflops", "batch_size", "train_samples")
+        ):
+            return
+        duration = progress.last.time_s - progress.checkpoints[0].time_s
+        try:
+            self.retrainer.history.add(
+                HistoryRow(job_id, gpu, feats, progress.epochs_done, energy_j, duration, finished)
+            )
+        except OSError as err:
+            self._errors["history_write"] = self._errors.get("history_write", 0) + 1
+            log.warning("could not record finished job %s: %s", job_id, err)
+
+    def retrain_now(self) -> bool:
+        """One self-calibration round; swaps the PRE models in when the new ones are not worse."""
+        if self.retrainer is None or not self.pre_models:
+            return False
+        try:
+            new = self.retrainer.retrain(self.pre_models)
+        except Exception as err:  # a failed retrain keeps the current models
+            self.retrainer._count("failed")
+            log.warning("PRE retraining failed: %s", err)
+            return False
+        if new is None:
+            return False
+        self.pre_models = new
+        self._forecast_cache = {}
+        return True
+
+    def retrain_loop(self, interval_s: float, stop: threading.Event) -> None:
+        while not stop.wait(interval_s):
+            self.retrain_now()
 
     def _forget(self, now: float) -> None:
         ttl = self.config.finished_ttl_s

@@ -64,6 +64,10 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
             "8,12",
             "--queue.dir",
             str(tmp_path / "queue"),
+            "--pre.history-file",
+            str(tmp_path / "history.csv"),
+            "--pre.retrain-interval",
+            "2",
             port=est_port,
         )
         procs.append(estimator)
@@ -177,6 +181,9 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
             )
             assert not failures, "\n".join(failures)
         assert abs(errors[("step_epoch", "12")]) < 0.03
+        # The finished job became a PRE training row and the retrain loop runs on schedule.
+        wait_for(lambda: prom_query(db.url, "joulecast_pre_history_rows >= 1"), timeout=20)
+        assert wait_for(lambda: prom_query(db.url, "joulecast_pre_retrains_total"), timeout=20)
         assert errors[("mlco2", "12")] > 0.3  # TDP x hours overestimates by far
         health = prom_query(db.url, "joulecast_estimator_queries_per_cycle")
         assert 1 <= float(health[0]["value"][1]) <= 3  # with the fleet GPU query for the queue
