@@ -129,6 +129,44 @@ def scrape_config(gpus: int, jobs: int, scrapes: int, idle_s: float) -> dict:
     }
 
 
+def node_exporter_scrapes(scrapes: int) -> dict | None:
+    """Debian's prometheus-node-exporter with its default collectors, on this machine."""
+    import shutil
+
+    binary = shutil.which("prometheus-node-exporter")
+    if binary is None:
+        return None
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/metrics", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        lat, size = [], 0
+        for _ in range(scrapes):
+            s = time.perf_counter()
+            body = urllib.request.urlopen(url + "/metrics", timeout=10).read()
+            lat.append(time.perf_counter() - s)
+            size = len(body)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    lat.sort()
+    return {
+        "p50_ms": 1000 * statistics.median(lat),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        "body_kib": size / 1024,
+    }
+
+
 def energy_error(hz: float, seconds: float = 600.0) -> dict:
     from exporter.devices.simulated import SimulatedBackend
     from exporter.jobs.registry import GpuDirectory, JobRegistry
@@ -167,10 +205,12 @@ def main() -> None:
     )
     rows = [scrape_config(g, j, args.scrapes, args.idle_seconds) for g, j in configs]
     errors = [energy_error(hz) for hz in (1.0, 10.0, 50.0)]
+    node = node_exporter_scrapes(args.scrapes)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "scrape": rows,
         "energy_error": errors,
+        "node_exporter_default_scrape": node,
     }
     print(
         f"{'gpus':>5} {'jobs':>5} {'p50 ms':>8} {'p99 ms':>8} {'KiB':>7} {'CPU % (10 Hz, idle)':>20} {'RSS MiB':>8}"
@@ -178,6 +218,12 @@ def main() -> None:
     for r in rows:
         print(
             f"{r['gpus']:>5} {r['jobs']:>5} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['body_kib']:>7.0f} {r['cpu_percent_idle_10hz']:>20.1f} {r['rss_mib']:>8.0f}"
+        )
+    if node:
+        ratio = rows[1]["p50_ms"] / node["p50_ms"] if len(rows) > 1 else float("nan")
+        print(
+            f"node_exporter (Debian, default collectors, same machine, same run): p50 {node['p50_ms']:.2f} ms, "
+            f"p99 {node['p99_ms']:.2f} ms, {node['body_kib']:.0f} KiB; joulecast with 8 GPUs and 100 jobs: {ratio:.1f}x its p50"
         )
     print(f"\n{'sampling Hz':>11} {'energy error % vs ground truth (10 min, jittered)':>50}")
     for e in errors:

@@ -210,6 +210,10 @@ class Estimator:
             job.last_seen = now
         for job_id, st in states.items():
             job = self._jobs.setdefault(job_id, _Job())
+            if not st.features and job.state is not None:
+                # the info series can be missing from one answer (a relabel between
+                # running and finished): keep the features seen before
+                st.features = job.state.features
             job.state = st
             job.last_seen = now
             if not st.running and job.finished_at is None:
@@ -381,11 +385,21 @@ class Estimator:
         if not gpu or any(
             feats.get(k) is None for k in ("model_gflops", "batch_size", "train_samples")
         ):
+            log.debug(
+                "finished job %s has no GPU model or features: not a PRE training row", job_id
+            )
             return
         duration = progress.last.time_s - progress.checkpoints[0].time_s
         try:
-            self.retrainer.history.add(
+            added = self.retrainer.history.add(
                 HistoryRow(job_id, gpu, feats, progress.epochs_done, energy_j, duration, finished)
+            )
+            log.info(
+                "finished job %s %s",
+                job_id,
+                "recorded as a PRE training row"
+                if added
+                else "not recorded (duplicate, unknown GPU or no energy)",
             )
         except OSError as err:
             self._errors["history_write"] = self._errors.get("history_write", 0) + 1

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The quick benchmark set (under 10 minutes on 2 cores). Each script prints its table and
+# writes JSON to bench/results/. Full sets: see each script's --help.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+echo "== STEP accuracy (real traces)";           "$PY" bench/step_bench.py
+echo "== PRE accuracy (reference runs)";         "$PY" bench/pre_bench.py --quick
+echo "== exporter cost";                         "$PY" bench/exporter_bench.py --scrapes 100 --idle-seconds 5
+echo "== estimator scale";                       "$PY" bench/estimator_scale.py --jobs 100 1000 --fill 30 --cycles 3
