@@ -25,6 +25,7 @@ from joulecast.step import StepConfig  # noqa: E402
 from joulecast.traces import Trace, read_traces, score  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "data" / "traces" / "eatit_vgg16_rtx3090.csv"
+SIMULATED = ROOT / "bench" / "traces" / "simulated_load_model.csv"  # SIMULATED (see its card)
 TDP_W = 350.0
 
 
@@ -54,19 +55,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--traces", type=Path, default=DEFAULT)
+    ap.add_argument("--traces", type=Path, nargs="+", default=[DEFAULT, SIMULATED])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "step.json")
     args = ap.parse_args()
-    traces = read_traces(args.traces)
+    result_all = {}
+    for path in args.traces:
+        kind = "SIMULATED" if "simulated" in path.name else "real"
+        print(f"\n######## {path.name} ({kind})")
+        result_all[path.name] = run_file(path)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result_all, indent=2, default=str))
+    print(f"\nwrote {args.out}")
+
+
+def run_file(path: Path) -> dict:
+    traces = read_traces(path)
     configs = {"joulecast (auto)": StepConfig(), "paper (10, w=5)": StepConfig.paper()}
     result: dict = {
-        "traces": str(args.traces.name),
+        "traces": path.name,
         "jobs": len(traces),
         "at_epoch": {},
         "window": {},
     }
     print(
-        f"{len(traces)} runs from {args.traces.name}; mean absolute percentage error of the projected total\n"
+        f"{len(traces)} runs from {path.name}; mean absolute percentage error of the projected total\n"
     )
     print(
         f"{'at epoch':>8}  {'configuration':<18} {'method':<17} {'runs':>4} {'MAPE %':>7} {'max %':>7} {'RMSE kJ':>8} {'90% cov.':>8}"
@@ -105,9 +117,7 @@ def main() -> None:
         if s and p and not math.isnan(s.mape):
             print(f"  w={w:>2}: step_power {p.mape:5.2f} %   step_epoch {s.mape:5.2f} %")
             result["window"][w] = {"step_power": p.mape, "step_epoch": s.mape}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str))
-    print(f"\nwrote {args.out}")
+    return result
 
 
 if __name__ == "__main__":

@@ -83,3 +83,25 @@ def test_embedded_mode_projects_in_process(caplog):
                 assert pr.energy_j == pytest.approx(3000 + 19 * 1000)
     reports = [r.message for r in caplog.records if "projected total" in r.message]
     assert len(reports) == 1 and "after epoch 6/20" in reports[0]
+
+
+def test_embedded_nvml_energy_uses_the_counter_or_integrates_power(monkeypatch):
+    """NvmlEnergy through a fake pynvml: the hardware counter, else power integration."""
+    import sys
+
+    from joulecast.embedded import NvmlEnergy
+    from tests.exporter import fake_pynvml as fake
+
+    nvml = fake.make([fake.FakeGpu(), fake.FakeGpu(uuid="GPU-b")])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    e = NvmlEnergy([1])
+    nvml.gpus[1].energy_mj += 5_000
+    nvml.gpus[0].energy_mj += 9_000  # not this job's GPU
+    assert e() == pytest.approx(5.0)
+    nvml.faults[("nvmlDeviceGetTotalEnergyConsumption", 0)] = fake.NVML_ERROR_NOT_SUPPORTED
+    e2 = NvmlEnergy([0], hz=50)
+    import time
+
+    time.sleep(0.3)
+    assert 250.0 * 0.15 < e2() < 250.0 * 0.6  # 250 W integrated for ~0.3 s
+    e2._stop.set()
