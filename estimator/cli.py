@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from estimator.baselines import BaselineConfig
 from estimator.calibration import HistoryStore, Retrainer
 from estimator.collector import EstimatorCollector
-from estimator.http import EstimatorServer
+from estimator.http import estimator_server
 from estimator.model_store import SEED_DIR, ModelError
 from estimator.model_store import load as load_models
 from estimator.promclient import PromClient, PromConfig
@@ -24,6 +24,7 @@ from estimator.queue_api import QueueApi
 from estimator.service import Estimator, EstimatorConfig
 from joulecast import __version__
 from joulecast.flags import FlagError, add_flag, listen_address, non_negative_int, positive_float
+from joulecast.httpserver import ServiceServer
 from joulecast.step import StepConfig
 
 log = logging.getLogger("joulecast.estimator")
@@ -256,7 +257,7 @@ def step_config(args: argparse.Namespace) -> StepConfig:
 @dataclass
 class Service:
     estimator: Estimator
-    server: EstimatorServer
+    server: ServiceServer
     interval_s: float
     stop_event: threading.Event
     retrain_interval_s: float = 21600.0
@@ -334,7 +335,9 @@ def build(args: argparse.Namespace) -> Service:
 
     def health() -> tuple[bool, dict]:
         s = estimator.snapshot()
-        return (s.cycles == 0 or not s.stale), {
+        ok = s.cycles == 0 or not s.stale
+        return ok, {
+            "status": "ok" if ok else "stale",
             "last_success": s.last_success_s,
             "cycles": s.cycles,
         }
@@ -344,7 +347,7 @@ def build(args: argparse.Namespace) -> Service:
         if queue is not None
         else None
     )
-    server = EstimatorServer(
+    server = estimator_server(
         args.web_listen_address, registry, health, args.web_telemetry_path, queue_api
     )
     return Service(

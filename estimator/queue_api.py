@@ -17,8 +17,6 @@ from estimator.queue import QueueStore, parse_queued_job
 from estimator.service import EstimatorSnapshot
 from joulecast.schema import SchemaError, validate_job_id
 
-MAX_BODY_BYTES = 64 * 1024
-
 
 class QueueApi:
     def __init__(

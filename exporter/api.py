@@ -24,7 +24,6 @@ from exporter.jobs.registry import JobRegistry
 from joulecast.schema import SchemaError, parse_epoch_marker, parse_job_spec, validate_job_id
 
 log = logging.getLogger("joulecast.exporter")
-MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)

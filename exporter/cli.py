@@ -25,12 +25,13 @@ from exporter.devices.nvml import NvmlBackend, nvml_available
 from exporter.devices.simulated import PROFILES, SimulatedBackend, load_traces
 from exporter.host.psutil_reader import PsutilReader
 from exporter.host.rapl import RaplReader
-from exporter.http import ExporterServer, sampler_health
+from exporter.http import exporter_server, sampler_health
 from exporter.jobs.registry import GpuDirectory, JobRegistry
 from exporter.jobs.store import JobStore, StateStoreError
 from exporter.sampler import Sampler
 from joulecast import __version__
 from joulecast.flags import FlagError, add_flag, listen_address, non_negative_int, positive_float
+from joulecast.httpserver import ServiceServer
 
 log = logging.getLogger("joulecast.exporter")
 
@@ -161,7 +162,7 @@ class Exporter:
     backend: GpuBackend
     registry: JobRegistry
     sampler: Sampler
-    server: ExporterServer
+    server: ServiceServer
     metrics: CollectorRegistry
 
     @property
@@ -232,7 +233,7 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
     sources.append(ExporterCollector(registry, stats, __version__, args.sampling_gpu_hz))
     metrics = CollectorRegistry(auto_describe=False)
     metrics.register(ScrapeCollector(sampler.snapshot, sources))
-    server = ExporterServer(
+    server = exporter_server(
         args.web_listen_address,
         metrics,
         MarkerApi(registry, args.web_api_token or None),
