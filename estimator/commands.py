@@ -18,19 +18,7 @@ from pathlib import Path
 
 from joulecast import __version__
 from joulecast import cli as step_cli
-
-
-def _positive(kind: type):
-    def parse(v: str):
-        try:
-            x = kind(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{v!r} is not a {kind.__name__}") from None
-        if not x > 0:
-            raise argparse.ArgumentTypeError(f"{v!r} must be > 0")
-        return x
-
-    return parse
+from joulecast.flags import positive_float, positive_int
 
 
 def _size(v: str) -> tuple[int, int]:
@@ -86,14 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpu", required=True, help="GPU name, as NVML reports it or as in the spec table"
     )
     fc.add_argument(
-        "--gflops", type=_positive(float), required=True, help="forward GFLOPs per sample"
+        "--gflops", type=positive_float, required=True, help="forward GFLOPs per sample"
     )
-    fc.add_argument("--batch-size", type=_positive(int), required=True)
+    fc.add_argument("--batch-size", type=positive_int, required=True)
     fc.add_argument("--input-size", type=_size, default=None, help="HxW (optional)")
-    fc.add_argument("--train-samples", type=_positive(int), required=True)
+    fc.add_argument("--train-samples", type=positive_int, required=True)
     fc.add_argument("--eval-samples", type=int, default=0)
-    fc.add_argument("--host-ram-gb", type=_positive(float), default=None)
-    fc.add_argument("--epochs", type=_positive(int), required=True)
+    fc.add_argument("--host-ram-gb", type=positive_float, default=None)
+    fc.add_argument("--epochs", type=positive_int, required=True)
     fc.add_argument("--all-gpus", action="store_true", help="also every GPU of the spec table")
     fc.add_argument(
         "--model", type=Path, default=None, help="model directory (default: the shipped seed model)"

@@ -12,18 +12,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from joulecast import __version__
+from joulecast.flags import positive_int
 from joulecast.step import StepConfig
 from joulecast.traces import TraceError, read_traces, score
-
-
-def _positive_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{v!r} is not an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{v!r} must be >= 1")
-    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +36,7 @@ def add_step_evaluate_arguments(ev: argparse.ArgumentParser) -> None:
     )
     ev.add_argument(
         "--at-epoch",
-        type=_positive_int,
+        type=positive_int,
         default=15,
         help="project when this epoch ends (default 15)",
     )
@@ -60,7 +51,7 @@ def add_step_evaluate_arguments(ev: argparse.ArgumentParser) -> None:
     )
     ev.add_argument(
         "--window",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="fix the window (default: all stable epochs)",
     )

@@ -80,6 +80,13 @@ def positive_float(value: str) -> float:
     return f
 
 
+def positive_int(value: str) -> int:
+    n = non_negative_int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be >= 1")
+    return n
+
+
 def non_negative_int(value: str) -> int:
     try:
         n = int(value)
