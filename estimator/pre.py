@@ -13,9 +13,7 @@ attributes end in ``_``, ``predict`` checks it is fitted):
   ``work = GFLOPs/sample x (3 x train + eval samples)`` (forward + backward on training
   samples); power as a fraction of the power cap (TDP, or the power limit when one is set),
   in a second stage that also sees the predicted throughput share. Gradient boosting on
-  log-scaled job and GPU features; with ``power_model="relative"`` the power stage sees
-  the GPU only through the job's load on it, monotone in that load
-  (:func:`relative_power_features`).
+  log-scaled job and GPU features.
 
 Both return average power (W), epoch duration (s) and epoch energy (J), with an interval
 from out-of-fold residuals of the training data.
@@ -28,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
+from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.model_selection import GroupKFold, KFold
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -120,32 +118,6 @@ def physics_features(df: pd.DataFrame) -> np.ndarray:
             np.log(power_cap(df) / df["gpu_tdp_w"]),  # power limit below TDP
         ]
     )
-
-
-def relative_power_features(df: pd.DataFrame, share: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """Power-stage inputs in which the GPU appears only through the job's load on it.
-
-    Raw GPU specs are left out: learned from a couple of GPU models they act as GPU
-    identifiers and do not carry over. What is left is physical: seconds of compute one
-    step would take at the GPU's peak and the achieved share of that peak (a GPU given more
-    work per step and kept busier draws no less power: monotone constraint +1), memory
-    pressure, the power limit and the job's own features. Returns features and constraints.
-    """
-    step = np.log(df["model_gflops"] * df["batch_size"] / df["gpu_fp32_tflops"])
-    pixels = df["input_height"] * df["input_width"]
-    columns = [
-        (step.to_numpy(float), 1),
-        (share, 1),
-        (_log(df["model_gflops"] * df["batch_size"] / df["gpu_memory_gb"]), 0),
-        (np.log(power_cap(df) / df["gpu_tdp_w"]).to_numpy(float), 0),
-        (_log(df["model_gflops"]), 0),
-        (_log(df["batch_size"]), 0),
-        (_log(pixels), 0),
-        (_log(df["train_samples"]), 0),
-        (_log(df["eval_samples"]), 0),
-        (_log(df["host_ram_gb"]), 0),
-    ]
-    return np.column_stack([c for c, _ in columns]), [m for _, m in columns]
 
 
 def _targets(df: pd.DataFrame) -> pd.DataFrame:
@@ -269,7 +241,6 @@ class PhysicsPRE(_IntervalMixin, BaseEstimator):
         n_estimators: int = 300,
         learning_rate: float = 0.1,
         loss: str = "huber",
-        power_model: str = "gbr",
         level: float = 0.9,
         interval_folds: int = 5,
     ) -> None:
@@ -277,7 +248,6 @@ class PhysicsPRE(_IntervalMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.loss = loss
-        self.power_model = power_model
         self.level = level
         self.interval_folds = interval_folds
 
@@ -290,35 +260,13 @@ class PhysicsPRE(_IntervalMixin, BaseEstimator):
             random_state=0,
         )
 
-    def _power_inputs(self, df: pd.DataFrame, X: np.ndarray, share: np.ndarray) -> np.ndarray:
-        if self.power_model == "relative":
-            return relative_power_features(df, share)[0]
-        return np.column_stack([X, share])
-
-    def _power_regressor(self, df: pd.DataFrame, share: np.ndarray):
-        if self.power_model == "gbr":
-            return self._gbr()
-        if self.power_model != "relative":
-            raise ValueError(f"power_model must be 'gbr' or 'relative', not {self.power_model!r}")
-        return HistGradientBoostingRegressor(
-            loss="absolute_error" if self.loss == "huber" else "squared_error",
-            max_depth=self.max_depth,
-            max_iter=self.n_estimators,
-            learning_rate=self.learning_rate,
-            monotonic_cst=relative_power_features(df, share)[1],
-            early_stopping=False,
-            random_state=0,
-        )
-
     def fit(self, df: pd.DataFrame, y: object = None) -> PhysicsPRE:
         df = _targets(attach_gpu_specs(df))
         X = physics_features(df)
         share = np.log(df["epoch_s"] * df["gpu_fp32_tflops"] / work_gflop(df))
         self.time_ = self._gbr().fit(X, share)
-        predicted_share = self.time_.predict(X)
-        self.power_ = self._power_regressor(df, predicted_share).fit(
-            self._power_inputs(df, X, predicted_share), df["power_w"] / power_cap(df)
-        )
+        X2 = np.column_stack([X, self.time_.predict(X)])
+        self.power_ = self._gbr().fit(X2, df["power_w"] / power_cap(df))
         if self.interval_folds:
             self._fit_intervals(df)
         return self
@@ -331,7 +279,7 @@ class PhysicsPRE(_IntervalMixin, BaseEstimator):
         epoch_s = (
             np.exp(share) * work_gflop(df).to_numpy(float) / df["gpu_fp32_tflops"].to_numpy(float)
         )
-        frac = np.clip(self.power_.predict(self._power_inputs(df, X, share)), 0.02, 1.2)
+        frac = np.clip(self.power_.predict(np.column_stack([X, share])), 0.02, 1.2)
         return _predictions(frac * power_cap(df).to_numpy(float), epoch_s)
 
 
@@ -339,10 +287,10 @@ METHODS = {"pre_paper": PaperPRE, "pre_physics": PhysicsPRE}
 
 #: The grid ``pre_physics`` is tuned over, inside the training folds only (nested CV).
 PHYSICS_GRID = [
-    {"max_depth": d, "n_estimators": n, "loss": loss, "power_model": power}
-    for power in ("gbr", "relative")
-    for d, n in ((2, 300), (3, 150))
-    for loss in ("huber", "squared_error")
+    {"max_depth": 2, "n_estimators": 300, "loss": "huber"},
+    {"max_depth": 2, "n_estimators": 300, "loss": "squared_error"},
+    {"max_depth": 3, "n_estimators": 150, "loss": "huber"},
+    {"max_depth": 3, "n_estimators": 150, "loss": "squared_error"},
 ]
 
 
