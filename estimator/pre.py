@@ -11,7 +11,7 @@ attributes end in ``_``, ``predict`` checks it is fitted):
   carries over to a GPU it has not seen. Epoch time is learned as the inverse of the
   achieved share of the GPU's peak FP32 throughput, ``t * TFLOPS / work`` with
   ``work = GFLOPs/sample x (3 x train + eval samples)`` (forward + backward on training
-  samples); power as a fraction of the power cap (TDP, or the power limit when one is set),
+  samples); power as the log of its fraction of the power cap (TDP, or the power limit when one is set),
   in a second stage that also sees the predicted throughput share. Gradient boosting on
   log-scaled job and GPU features.
 
@@ -266,7 +266,8 @@ class PhysicsPRE(_IntervalMixin, BaseEstimator):
         share = np.log(df["epoch_s"] * df["gpu_fp32_tflops"] / work_gflop(df))
         self.time_ = self._gbr().fit(X, share)
         X2 = np.column_stack([X, self.time_.predict(X)])
-        self.power_ = self._gbr().fit(X2, df["power_w"] / power_cap(df))
+        # log of the fraction, like the time stage: errors are relative, as they are scored
+        self.power_ = self._gbr().fit(X2, np.log(df["power_w"] / power_cap(df)))
         if self.interval_folds:
             self._fit_intervals(df)
         return self
@@ -279,7 +280,7 @@ class PhysicsPRE(_IntervalMixin, BaseEstimator):
         epoch_s = (
             np.exp(share) * work_gflop(df).to_numpy(float) / df["gpu_fp32_tflops"].to_numpy(float)
         )
-        frac = np.clip(self.power_.predict(np.column_stack([X, share])), 0.02, 1.2)
+        frac = np.clip(np.exp(self.power_.predict(np.column_stack([X, share]))), 0.02, 1.2)
         return _predictions(frac * power_cap(df).to_numpy(float), epoch_s)
 
 
