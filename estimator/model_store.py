@@ -20,7 +20,7 @@ import joblib
 import numpy as np
 import sklearn
 
-from estimator.pre import JOB_COLUMNS, METHODS, PAPER_FEATURES
+from estimator.pre import JOB_COLUMNS, METHODS, MODEL_FORMAT, PAPER_FEATURES
 
 SEED_DIR = Path(__file__).resolve().parent / "models" / "seed"
 
@@ -45,6 +45,7 @@ def save(model_dir: Path, models: dict[str, Any], meta: dict[str, Any]) -> Path:
         files[name] = {"file": path.name, "sha256": _sha(path)}
     metadata = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "format": MODEL_FORMAT,
         "methods": files,
         "features": {"job": JOB_COLUMNS, "pre_paper": PAPER_FEATURES},
         "versions": {
@@ -68,6 +69,12 @@ def load(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         ) from None
     except ValueError as err:
         raise ModelError(f"{meta_path}: not valid JSON ({err})") from None
+    fmt = meta.get("format", 1)
+    if fmt != MODEL_FORMAT:
+        raise ModelError(
+            f"{meta_path}: model format {fmt}, this version reads format {MODEL_FORMAT}: "
+            f"retrain with: joulecast pre train --data CSV --out {model_dir}"
+        )
     models = {}
     for name, entry in meta.get("methods", {}).items():
         if name not in METHODS:

@@ -65,6 +65,10 @@ PAPER_FEATURES = [
     "input_width",
 ]
 MISSING = -1.0  # sentinel for optional inputs in log space (trees split it off)
+#: Version of what a fitted model's attributes mean; bumped when a method's targets or
+#: inputs change, so that a model directory written before is refused, not misread.
+#: 2: pre_physics learns the log of the power fraction.
+MODEL_FORMAT = 2
 
 
 def attach_gpu_specs(df: pd.DataFrame) -> pd.DataFrame:

@@ -118,6 +118,11 @@ def test_save_load_and_tamper_detection(tmp_path, runs):
         load(tmp_path)
     meta_path = tmp_path / "metadata.json"
     meta = json.loads(meta_path.read_text())
+    older = dict(meta)
+    del older["format"]  # written before formats were recorded: format 1
+    meta_path.write_text(json.dumps(older))
+    with pytest.raises(ModelError, match="model format 1.*joulecast pre train"):
+        load(tmp_path)
     meta["methods"]["pre_physics"]["file"] = "../elsewhere.joblib"
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="inside"):
