@@ -6,7 +6,11 @@ Attribution rule (documented in docs/exporter.md):
   ``CUDA_VISIBLE_DEVICES`` or Slurm), else the GPUs on which one of its PIDs runs a compute
   process (refreshed every sample), else, with neither declared, every GPU of the node.
   A MIG instance resolves to its parent board.
-* In every sampling interval, a board's energy is split equally among the live jobs on it.
+* In every sampling interval, a board's energy is split equally among the live jobs on it,
+  except on a MIG board whose jobs are all bound to MIG instances: NVML has no power per
+  instance, so each job gets the board's idle energy in proportion to its instances' share
+  of the board's MIG memory (a proxy for its slices; idle slices are nobody's), and the
+  active energy above idle in proportion to that share among the live jobs.
 * The part of that energy up to the board's idle power is reported apart, as idle energy.
 """
 
@@ -43,6 +47,22 @@ class GpuDirectory:
                 return g
         return None
 
+    def mig_share(self, index: int, uuids: tuple[str, ...]) -> float | None:
+        """Share of board ``index`` held by the MIG instances among ``uuids``: their memory
+        over all its instances' memory (instance count where memory is unknown). ``None``
+        when none of ``uuids`` is a MIG instance of that board."""
+        g = self.info(index)
+        if g is None or not g.mig:
+            return None
+        mine = [m for m in g.mig if m.uuid in uuids]
+        if not mine:
+            return None
+        if all(m.memory_total_bytes for m in g.mig):
+            return sum(m.memory_total_bytes or 0 for m in mine) / sum(
+                m.memory_total_bytes or 0 for m in g.mig
+            )
+        return len(mine) / len(g.mig)
+
 
 class JobRegistry:
     def __init__(
@@ -64,6 +84,7 @@ class JobRegistry:
         self._lock = threading.Lock()
         self._jobs: dict[str, JobRecord] = {}
         self._by_gpu: dict[int, list[JobRecord]] = {}
+        self._mig_shares: dict[tuple[str, int], float] = {}  # (job, board) -> MIG share
         self._pid_jobs: list[JobRecord] = []
         if store is not None:
             for record in store.load():
@@ -74,6 +95,7 @@ class JobRegistry:
     # -- helpers (lock held) -------------------------------------------------------------
     def _reindex(self) -> None:
         by_gpu: dict[int, list[JobRecord]] = {}
+        mig_shares: dict[tuple[str, int], float] = {}
         pid_jobs = []
         for r in self._jobs.values():
             if not r.live:
@@ -81,16 +103,31 @@ class JobRegistry:
             if r.gpus:
                 for g in r.gpus:
                     by_gpu.setdefault(g, []).append(r)
+                    share = self._gpus.mig_share(g, r.spec.gpu_uuids)
+                    if share is not None:
+                        mig_shares[(r.job_id, g)] = share
             else:
                 pid_jobs.append(r)
-        self._by_gpu, self._pid_jobs = by_gpu, pid_jobs
+        self._by_gpu, self._mig_shares, self._pid_jobs = by_gpu, mig_shares, pid_jobs
 
     def _fill_gpu_facts(self, r: JobRecord) -> None:
-        infos = [self._gpus.info(i) for i in r.gpus]
-        infos = [g for g in infos if g is not None]
-        r.tdp_watts = sum(g.default_power_limit_watts or 0.0 for g in infos)
-        r.gpu_memory_bytes = float(sum(g.memory_total_bytes or 0 for g in infos))
-        r.gpu_models = tuple(sorted({g.model for g in infos}))
+        """TDP and memory of the job's GPUs; a MIG job counts its share of the board."""
+        tdp = memory = 0.0
+        models = set()
+        for i in r.gpus:
+            g = self._gpus.info(i)
+            if g is None:
+                continue
+            share = self._gpus.mig_share(i, r.spec.gpu_uuids)
+            tdp += (g.default_power_limit_watts or 0.0) * (1.0 if share is None else share)
+            if share is None:
+                memory += g.memory_total_bytes or 0
+            else:
+                memory += sum(
+                    m.memory_total_bytes or 0 for m in g.mig if m.uuid in r.spec.gpu_uuids
+                )
+            models.add(g.model)
+        r.tdp_watts, r.gpu_memory_bytes, r.gpu_models = tdp, float(memory), tuple(sorted(models))
 
     def _resolve_gpus(self, spec: JobSpec) -> tuple[int, ...]:
         known = set(self._gpus.indices())
@@ -234,13 +271,27 @@ class JobRegistry:
                 jobs += [r for r in self._pid_jobs if running.intersection(r.spec.pids)]
             if not jobs:
                 return
-            share, idle_share = joules / len(jobs), idle_joules / len(jobs)
-            for r in jobs:
-                r.energy_joules += share
-                r.idle_energy_joules += idle_share
+            split = self._split(gpu_index, jobs, joules, idle_joules)
+            for r, (energy, idle) in zip(jobs, split, strict=True):
+                r.energy_joules += energy
+                r.idle_energy_joules += idle
                 if utilization is not None:
                     r.utilization_seconds += utilization * dt
                     r.busy_seconds += dt
+
+    def _split(
+        self, gpu_index: int, jobs: list[JobRecord], joules: float, idle_joules: float
+    ) -> list[tuple[float, float]]:
+        """(energy, idle part) of each job: by MIG share when every job holds MIG
+        instances of this board, else equal."""
+        shares = [self._mig_shares.get((r.job_id, gpu_index)) for r in jobs]
+        if any(s is None for s in shares):
+            return [(joules / len(jobs), idle_joules / len(jobs))] * len(jobs)
+        held = sum(s for s in shares if s is not None)
+        active = max(joules - idle_joules, 0.0)
+        return [
+            (idle_joules * s + active * s / held, idle_joules * s) for s in shares if s is not None
+        ]
 
     def checkpoint(self) -> None:
         with self._lock:

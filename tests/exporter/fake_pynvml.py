@@ -35,6 +35,7 @@ class FakeGpu:
     util: int = 90
     pids: list[int] = field(default_factory=list)
     mig: list[str] = field(default_factory=list)  # MIG UUIDs
+    mig_mem: list[int] = field(default_factory=list)  # memory of each MIG instance
 
 
 def make(gpus: list[FakeGpu]) -> types.ModuleType:
@@ -87,7 +88,11 @@ def make(gpus: list[FakeGpu]) -> types.ModuleType:
     )
     m.nvmlDeviceGetName = guard("nvmlDeviceGetName")(lambda h: g(h).name.encode())
     m.nvmlDeviceGetMemoryInfo = guard("nvmlDeviceGetMemoryInfo")(
-        lambda h: types.SimpleNamespace(total=g(h).mem_total, used=g(h).mem_used, free=0)
+        lambda h: types.SimpleNamespace(
+            total=g(h).mem_total if h.mig is None else g(h).mig_mem[h.mig],
+            used=g(h).mem_used,
+            free=0,
+        )
     )
     m.nvmlDeviceGetPowerManagementDefaultLimit = guard("nvmlDeviceGetPowerManagementDefaultLimit")(
         lambda h: g(h).tdp_mw

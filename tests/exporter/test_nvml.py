@@ -129,10 +129,17 @@ def test_energy_counter_not_supported_falls_back_to_integration():
 
 
 def test_mig_instances_never_double_count():
-    nvml = fake.make([fake.FakeGpu(uuid="GPU-mig0", mig=["MIG-aaaa-1", "MIG-aaaa-2"])])
+    nvml = fake.make(
+        [
+            fake.FakeGpu(
+                uuid="GPU-mig0", mig=["MIG-aaaa-1", "MIG-aaaa-2"], mig_mem=[10 * 2**30, 30 * 2**30]
+            )
+        ]
+    )
     backend = NvmlBackend(nvml)
     (info,) = backend.devices()
     assert [m.uuid for m in info.mig] == ["MIG-aaaa-1", "MIG-aaaa-2"]
+    assert [m.memory_total_bytes for m in info.mig] == [10 * 2**30, 30 * 2**30]
     reg = JobRegistry(GpuDirectory(tuple(backend.devices())), None)
     reg.register(parse_job_spec({"job_id": "a", "epochs_planned": 2, "gpus": ["MIG-aaaa-1"]}))
     reg.register(parse_job_spec({"job_id": "b", "epochs_planned": 2, "gpus": ["MIG-aaaa-2"]}))
@@ -145,6 +152,7 @@ def test_mig_instances_never_double_count():
     assert total == pytest.approx(800.0)
     a, b = reg.get("a").energy_joules, reg.get("b").energy_joules
     assert a + b == pytest.approx(total)  # the board's energy is split, never counted twice
+    assert b == pytest.approx(3 * a)  # by the instances' share of the board
 
 
 def test_pid_attribution_follows_processes():
