@@ -91,7 +91,7 @@ class JobsCollector:
             if r.finished_at is not None:
                 g["end_timestamp_seconds"].add_metric(lv, r.finished_at)
             g["running"].add_metric(lv, 1.0 if r.live else 0.0)
-            g["gpus"].add_metric(lv, len(r.gpus))
+            g["gpus"].add_metric(lv, len(r.gpus or r.seen_gpus))
             g["gpu_tdp_watts"].add_metric(lv, r.tdp_watts)
             g["gpu_memory_bytes"].add_metric(lv, r.gpu_memory_bytes)
             if r.mean_utilization is not None:

@@ -48,6 +48,8 @@ class JobRecord:
     tdp_watts: float = 0.0  # sum of default power limits of the job's GPUs (last known)
     gpu_memory_bytes: float = 0.0
     gpu_models: tuple[str, ...] = ()
+    #: GPUs on which a pid-attributed job's processes were seen (relearned after a restart)
+    seen_gpus: tuple[int, ...] = ()
 
     @property
     def job_id(self) -> str:

@@ -114,7 +114,7 @@ class JobRegistry:
         """TDP and memory of the job's GPUs; a MIG job counts its share of the board."""
         tdp = memory = 0.0
         models = set()
-        for i in r.gpus:
+        for i in r.gpus or r.seen_gpus:
             g = self._gpus.info(i)
             if g is None:
                 continue
@@ -268,7 +268,12 @@ class JobRegistry:
             jobs = list(self._by_gpu.get(gpu_index, ()))
             if pids and self._pid_jobs:
                 running = set(pids)
-                jobs += [r for r in self._pid_jobs if running.intersection(r.spec.pids)]
+                for r in self._pid_jobs:
+                    if running.intersection(r.spec.pids):
+                        jobs.append(r)
+                        if gpu_index not in r.seen_gpus:  # its baselines count this GPU now
+                            r.seen_gpus = tuple(sorted((*r.seen_gpus, gpu_index)))
+                            self._fill_gpu_facts(r)
             if not jobs:
                 return
             split = self._split(gpu_index, jobs, joules, idle_joules)

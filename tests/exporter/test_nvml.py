@@ -167,7 +167,11 @@ def test_pid_attribution_follows_processes():
         nvml.gpus[0].energy_mj += 100_000
         nvml.gpus[1].energy_mj += 200_000
         s.sample_once()
-    assert reg.get("p").energy_joules == pytest.approx(400.0)  # GPU 1 only
+    p = reg.get("p")
+    assert p.energy_joules == pytest.approx(400.0)  # GPU 1 only
+    # the GPU its process runs on gives its baselines a TDP and PRE a GPU model
+    assert p.seen_gpus == (1,) and p.tdp_watts == pytest.approx(400.0)
+    assert p.gpu_models == ("NVIDIA H100 80GB HBM3",)
 
 
 def test_init_failure_is_a_clear_error():
