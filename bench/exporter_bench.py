@@ -175,7 +175,11 @@ def energy_error(hz: float, seconds: float = 600.0) -> dict:
 
     clock = [1_000_000.0]
     backend = SimulatedBackend(1, energy_counter=False, seed=7)
-    registry = JobRegistry(GpuDirectory(tuple(backend.devices())), None, clock=lambda: clock[0])
+    registry = JobRegistry(
+        GpuDirectory(tuple(backend.devices()), backend.lists_processes),
+        None,
+        clock=lambda: clock[0],
+    )
     backend.set_busy(registry.busy)
     sampler = Sampler(backend, registry, gpu_hz=hz, clock=lambda: clock[0])
     sampler.sample_once()

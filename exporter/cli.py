@@ -208,7 +208,7 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
     backend = backend or make_backend(args)
     store = JobStore(Path(args.state_dir))
     registry = JobRegistry(
-        GpuDirectory(tuple(backend.devices())),
+        GpuDirectory(tuple(backend.devices()), backend.lists_processes),
         store,
         max_live_jobs=args.jobs_max_live,
         finished_ttl_s=args.jobs_finished_ttl,

@@ -58,17 +58,38 @@ def _post(url: str, payload: dict[str, Any], token: str | None, timeout: float) 
         return Response(err.code, body)
 
 
+def _selector(env: Mapping[str, str], var: str) -> tuple[list[int], list[str]] | None:
+    value = env.get(var, "").strip()
+    if not value or value.lower() in ("nodevfiles", "-1", "all", "none", "void"):
+        return None
+    try:
+        indices, uuids = parse_gpu_selector(value)
+    except SchemaError:
+        return None
+    return list(indices), list(uuids)
+
+
 def gpus_from_environment(env: Mapping[str, str] | None = None) -> tuple[list[int], list[str]]:
-    """GPUs of this process's allocation: ``CUDA_VISIBLE_DEVICES``, else Slurm's variables."""
+    """GPUs of this process's allocation, as the node's exporter can name them.
+
+    ``CUDA_VISIBLE_DEVICES`` UUIDs first; then a container's ``NVIDIA_VISIBLE_DEVICES``
+    (set by the NVIDIA container toolkit and the Kubernetes device plugin: host UUIDs or
+    indices, where ``CUDA_VISIBLE_DEVICES`` indices would count from the container's first
+    GPU); then ``CUDA_VISIBLE_DEVICES`` indices; then Slurm's ``SLURM_STEP_GPUS`` /
+    ``SLURM_JOB_GPUS``. Nothing usable: ``([], [])``.
+    """
     env = os.environ if env is None else env
-    for var in ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
-        value = env.get(var, "").strip()
-        if value and value not in ("NoDevFiles", "-1"):
-            try:
-                indices, uuids = parse_gpu_selector(value)
-            except SchemaError:
-                continue
-            return list(indices), list(uuids)
+    cuda = _selector(env, "CUDA_VISIBLE_DEVICES")
+    if cuda is not None and cuda[1]:
+        return cuda
+    for found in (
+        _selector(env, "NVIDIA_VISIBLE_DEVICES"),
+        cuda,
+        _selector(env, "SLURM_STEP_GPUS"),
+        _selector(env, "SLURM_JOB_GPUS"),
+    ):
+        if found is not None:
+            return found
     return [], []
 
 

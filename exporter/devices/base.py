@@ -63,6 +63,8 @@ class GpuBackend(Protocol):
     """A source of GPUs. ``read`` must not raise for per-field faults: it reports them."""
 
     name: str
+    #: whether readings list the compute processes (pid attribution depends on it)
+    lists_processes: bool
 
     def devices(self) -> list[GpuInfo]: ...
 
@@ -75,6 +77,7 @@ class NoGpus:
     """The backend of a node without GPUs: a null object instead of ``None`` checks."""
 
     name = "none"
+    lists_processes = False
 
     def devices(self) -> list[GpuInfo]:
         return []

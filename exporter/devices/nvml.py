@@ -39,6 +39,7 @@ def load_pynvml() -> ModuleType:
 
 class NvmlBackend:
     name = "nvml"
+    lists_processes = True
 
     def __init__(self, nvml: ModuleType | None = None) -> None:
         self._nvml = nvml if nvml is not None else load_pynvml()

@@ -185,6 +185,7 @@ class SimulatedBackend:
     """N simulated GPUs. ``busy(index)`` tells whether a job is on a GPU (the load source)."""
 
     name = "simulated"
+    lists_processes = False  # a simulated GPU runs no processes to see
 
     def __init__(
         self,

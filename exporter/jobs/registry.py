@@ -4,7 +4,8 @@ Attribution rule (documented in docs/exporter.md):
 
 * A job's GPUs are the ones it declared (indices, GPU or MIG UUIDs, e.g. from
   ``CUDA_VISIBLE_DEVICES`` or Slurm), else the GPUs on which one of its PIDs runs a compute
-  process (refreshed every sample), else, with neither declared, every GPU of the node.
+  process (refreshed every sample), else, with neither declared or on a backend that does
+  not list processes (simulated GPUs), every GPU of the node.
   A MIG instance resolves to its parent board.
 * In every sampling interval, a board's energy is split equally among the live jobs on it,
   except on a MIG board whose jobs are all bound to MIG instances: NVML has no power per
@@ -31,6 +32,7 @@ class GpuDirectory:
     """The node's GPUs as the registry needs them: indices, UUIDs, TDP, memory."""
 
     infos: tuple[GpuInfo, ...]
+    lists_processes: bool = True  # False: pid-only jobs cannot be placed, they get every GPU
 
     def resolve_uuid(self, uuid: str) -> int | None:
         for g in self.infos:
@@ -142,7 +144,7 @@ class JobRegistry:
             if i is None:
                 raise JobError(f"unknown GPU UUID {uuid} on this node")
             out.append(i)
-        if not out and not spec.pids:
+        if not out and (not spec.pids or not self._gpus.lists_processes):
             out = list(self._gpus.indices())
         return tuple(sorted(set(out)))
 

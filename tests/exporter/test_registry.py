@@ -86,3 +86,14 @@ def test_finished_mig_job_leaves_the_active_energy_to_the_others():
     reg.attribute(0, joules=700.0, idle_joules=140.0, utilization=None, dt=1.0)
     assert reg.get("small").energy_joules == 0.0
     assert reg.get("large").energy_joules == pytest.approx(80.0 + 560.0)
+
+
+def test_pid_only_job_gets_every_gpu_where_processes_cannot_be_seen():
+    infos = mig_board().infos
+    spec = parse_job_spec({"job_id": "p", "epochs_planned": 3, "pids": [4242]})
+    blind = JobRegistry(GpuDirectory(infos, lists_processes=False))  # simulated GPUs
+    blind.register(spec)
+    assert blind.get("p").gpus == (0, 1)
+    seeing = JobRegistry(GpuDirectory(infos))  # NVML: placed by its processes instead
+    seeing.register(spec)
+    assert seeing.get("p").gpus == ()

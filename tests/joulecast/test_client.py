@@ -58,6 +58,18 @@ def test_bad_arguments_raise_at_once():
         ({"SLURM_STEP_GPUS": "3"}, ([3], [])),
         ({"CUDA_VISIBLE_DEVICES": "NoDevFiles", "SLURM_JOB_GPUS": "1"}, ([1], [])),
         ({}, ([], [])),
+        # in a container: the toolkit's host UUIDs, not the container-relative index
+        (
+            {"CUDA_VISIBLE_DEVICES": "0", "NVIDIA_VISIBLE_DEVICES": "GPU-aaaa,GPU-bbbb"},
+            ([], ["GPU-aaaa", "GPU-bbbb"]),
+        ),
+        (
+            {"CUDA_VISIBLE_DEVICES": "GPU-bbbb", "NVIDIA_VISIBLE_DEVICES": "GPU-aaaa,GPU-bbbb"},
+            ([], ["GPU-bbbb"]),
+        ),
+        ({"CUDA_VISIBLE_DEVICES": "1", "NVIDIA_VISIBLE_DEVICES": "all"}, ([1], [])),
+        ({"NVIDIA_VISIBLE_DEVICES": "void", "SLURM_JOB_GPUS": "2"}, ([2], [])),
+        ({"CUDA_VISIBLE_DEVICES": "not a list"}, ([], [])),
     ],
 )
 def test_gpus_from_environment(env, expected):
