@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter.devices.base import ERROR_KINDS
 from exporter.sampler import GpuSnapshot, NodeSnapshot
 
 LABELS = ["gpu", "uuid", "model"]
@@ -92,8 +93,8 @@ class GpuCollector:
                 [*labels, str(g.info.simulated).lower(), g.energy_source, snap.backend], 1.0
             )
             up.add_metric(labels, 1.0 if r is not None else 0.0)
-            for kind, n in sorted(g.errors.items()):
-                errors.add_metric([*labels, kind], float(n))
+            for kind in sorted(set(ERROR_KINDS) | set(g.errors)):
+                errors.add_metric([*labels, kind], float(g.errors.get(kind, 0)))
             for m in g.info.mig:
                 mig.add_metric([*labels, m.uuid, str(m.gi_id), str(m.ci_id)], 1.0)
             if g.info.memory_total_bytes is not None:

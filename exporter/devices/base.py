@@ -20,6 +20,10 @@ class NotSupported(DeviceError):
     kind = "not_supported"
 
 
+#: Every ``kind`` above: error counters start at 0 for each, so the first error is a rate.
+ERROR_KINDS = (DeviceError.kind, DeviceLost.kind, NotSupported.kind)
+
+
 @dataclass(frozen=True)
 class MigInstance:
     uuid: str
