@@ -11,8 +11,8 @@ attributes end in ``_``, ``predict`` checks it is fitted):
   carries over to a GPU it has not seen. Epoch time is learned as the inverse of the
   achieved share of the GPU's peak FP32 throughput, ``t * TFLOPS / work`` with
   ``work = GFLOPs/sample x (3 x train + eval samples)`` (forward + backward on training
-  samples); power as the log of its fraction of the power cap (TDP, or the power limit when one is set),
-  in a second stage that also sees the predicted throughput share. Gradient boosting on
+  samples); power as the log of its fraction of the power cap (TDP, or the power limit
+  when one is set), in a second stage that also sees the predicted throughput share. Gradient boosting on
   log-scaled job and GPU features.
 
 Both return average power (W), epoch duration (s) and epoch energy (J), with an interval
