@@ -6,6 +6,8 @@ average power, epoch duration and epoch energy on that GPU. On a schedule, the e
 fits new models on the reference data plus the history, scores them on the history rows
 out of fold (5-fold: each history row is predicted by a model that did not see it), scores
 the current models on the same rows, and switches only if the new error is not worse.
+Accepted models are saved in timestamped directories; after a restart the newest one that
+loads is used again (:func:`startup_models`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from estimator.gpus import UnknownGpu, lookup
-from estimator.model_store import save
+from estimator.model_store import ModelError, load, save
 from estimator.pre import JOB_COLUMNS, TARGETS
 from estimator.pre_data import load_training_table
 
@@ -117,6 +119,28 @@ class Calibration:
 def _mape(true: pd.Series, pred: pd.Series) -> float:
     t, p = true.to_numpy(float), pred.to_numpy(float)
     return float(100 * np.mean(np.abs(p - t) / t)) if len(t) else math.nan
+
+
+def startup_models(configured: Path, retrained_root: Path | None) -> tuple[dict[str, Any], Path]:
+    """The models to start with: the newest retrained directory under ``retrained_root``
+    that loads (format, hashes), else ``configured``. Directories that do not load are
+    logged and skipped; raises ModelError only if ``configured`` does not load either."""
+    candidates = []
+    if retrained_root is not None and retrained_root.is_dir():
+        candidates = sorted(
+            (d for d in retrained_root.iterdir() if (d / "metadata.json").is_file()),
+            key=lambda d: d.name,
+            reverse=True,
+        )
+    for d in candidates:
+        try:
+            models, _ = load(d)
+        except ModelError as err:
+            log.warning("skipping retrained PRE models: %s", err)
+            continue
+        return models, d
+    models, _ = load(configured)
+    return models, configured
 
 
 class Retrainer:

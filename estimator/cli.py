@@ -13,11 +13,10 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from estimator.baselines import BaselineConfig
-from estimator.calibration import HistoryStore, Retrainer
+from estimator.calibration import HistoryStore, Retrainer, startup_models
 from estimator.collector import EstimatorCollector
 from estimator.http import estimator_server
 from estimator.model_store import SEED_DIR, ModelError
-from estimator.model_store import load as load_models
 from estimator.promclient import PromClient, PromConfig
 from estimator.queue import QueueStore
 from estimator.queue_api import QueueApi
@@ -184,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         "--pre.model-dir",
         default="",
-        help="PRE model directory (empty: the seed model shipped with joulecast)",
+        help="PRE model directory (empty: the seed model shipped with joulecast); models retrained from --pre.history-file, kept in pre-models/ beside it, take precedence",
     )
     f(
         p,
@@ -316,19 +315,20 @@ def build(args: argparse.Namespace) -> Service:
         carbon_query=args.carbon_intensity_query or None,
     )
     pre_models = {}
+    retrained = Path(args.pre_history_file).parent / "pre-models" if args.pre_history_file else None
     if args.pre_enabled:
         try:
-            pre_models, _ = load_models(
-                Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR
-            )
+            configured = Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR
+            pre_models, model_dir = startup_models(configured, retrained)
+            log.info("PRE models from %s", model_dir)
         except ModelError as err:
             log.error("PRE disabled: %s", err)
     queue = QueueStore(Path(args.queue_dir)) if args.queue_dir else None
     retrainer = None
-    if args.pre_history_file and pre_models:
+    if retrained is not None and pre_models:
         history = HistoryStore(Path(args.pre_history_file))
         reference = Path(args.pre_reference_data) if args.pre_reference_data else None
-        retrainer = Retrainer(history, reference, Path(args.pre_history_file).parent / "pre-models")
+        retrainer = Retrainer(history, reference, retrained)
     estimator = Estimator(client, config, pre_models=pre_models, queue=queue, retrainer=retrainer)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EstimatorCollector(estimator.snapshot, __version__))

@@ -100,3 +100,18 @@ def test_retrain_is_rejected_when_worse_and_skipped_when_too_few(tmp_path, runs)
         assert rt.state.retrains.get("rejected_worse") == 1 and cand > cur
     else:
         assert rt.state.retrains.get("accepted") == 1 and cand <= cur
+
+
+def test_restart_starts_from_the_newest_retrained_models_that_load(tmp_path, runs):
+    from estimator.calibration import startup_models
+    from estimator.model_store import SEED_DIR, save
+
+    root = tmp_path / "pre-models"
+    assert startup_models(SEED_DIR, root)[1] == SEED_DIR  # nothing retrained yet
+    model = PhysicsPRE(n_estimators=20, interval_folds=0).fit(runs.head(60))
+    save(root / "20260101T000000", {"pre_physics": model}, {})
+    save(root / "20260201T000000", {"pre_physics": model}, {})
+    models, used = startup_models(SEED_DIR, root)
+    assert used == root / "20260201T000000" and set(models) == {"pre_physics"}
+    (root / "20260201T000000" / "pre_physics.joblib").write_bytes(b"damaged")
+    assert startup_models(SEED_DIR, root)[1] == root / "20260101T000000"  # damaged: skipped
