@@ -16,6 +16,7 @@ import joulecast
 from estimator import queries
 from estimator.pre import JOB_COLUMNS
 from tests.conftest import scrape
+from tests.exporter.test_rapl import zone
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = re.compile(r"joulecast[a-z0-9_:]*")
@@ -35,12 +36,8 @@ def exporter_samples(tmp_path_factory) -> dict[str, set[str]]:
     from exporter.cli import build, build_parser
 
     state = tmp_path_factory.mktemp("state")
-    sysfs = tmp_path_factory.mktemp("sysfs")  # a RAPL package zone, as on an Intel host
-    zone = sysfs / "class" / "powercap" / "intel-rapl:0"
-    zone.mkdir(parents=True)
-    (zone / "name").write_text("package-0\n")
-    (zone / "energy_uj").write_text("1000000\n")
-    (zone / "max_energy_range_uj").write_text("262143328850\n")
+    sysfs = tmp_path_factory.mktemp("sysfs")
+    zone(sysfs, "intel-rapl:0", "package-0", 1_000_000)  # a RAPL package zone, as on Intel
     args = build_parser().parse_args(
         [
             *("--web.listen-address", "127.0.0.1:0", "--state-dir", str(state)),

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from exporter.devices.base import GpuInfo
+from exporter.devices.base import GpuInfo, MigInstance
 from exporter.jobs.model import Conflict, JobError, JobRecord, TooManyJobs, UnknownJob
 from exporter.jobs.store import JobStore
 from joulecast.schema import EpochMarker, JobSpec
@@ -49,15 +49,18 @@ class GpuDirectory:
                 return g
         return None
 
+    def mig_instances(self, index: int, uuids: tuple[str, ...]) -> list[MigInstance]:
+        """The MIG instances of board ``index`` among ``uuids``."""
+        g = self.info(index)
+        return [m for m in g.mig if m.uuid in uuids] if g is not None else []
+
     def mig_share(self, index: int, uuids: tuple[str, ...]) -> float | None:
         """Share of board ``index`` held by the MIG instances among ``uuids``: their memory
         over all its instances' memory (instance count where memory is unknown). ``None``
         when none of ``uuids`` is a MIG instance of that board."""
+        mine = self.mig_instances(index, uuids)
         g = self.info(index)
-        if g is None or not g.mig:
-            return None
-        mine = [m for m in g.mig if m.uuid in uuids]
-        if not mine:
+        if not mine or g is None:
             return None
         if all(m.memory_total_bytes for m in g.mig):
             return sum(m.memory_total_bytes or 0 for m in mine) / sum(
@@ -126,7 +129,7 @@ class JobRegistry:
                 memory += g.memory_total_bytes or 0
             else:
                 memory += sum(
-                    m.memory_total_bytes or 0 for m in g.mig if m.uuid in r.spec.gpu_uuids
+                    m.memory_total_bytes or 0 for m in self._gpus.mig_instances(i, r.spec.gpu_uuids)
                 )
             models.add(g.model)
         r.tdp_watts, r.gpu_memory_bytes, r.gpu_models = tdp, float(memory), tuple(sorted(models))
