@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from estimator.promclient import PromClient, PromConfig  # noqa: E402
-from estimator.service import Estimator, EstimatorConfig  # noqa: E402
+from joulecast.estimator.prometheus.client import PromClient, PromConfig  # noqa: E402
+from joulecast.estimator.service import Estimator, EstimatorConfig  # noqa: E402
 
 
 def free_port() -> int:

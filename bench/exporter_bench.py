@@ -50,7 +50,7 @@ def start_exporter(gpus: int, state: str, hz: float) -> tuple[subprocess.Popen, 
         [
             sys.executable,
             "-m",
-            "exporter",
+            "joulecast.exporter",
             "--backend",
             "simulated",
             "--simulated-gpus",
@@ -168,9 +168,9 @@ def node_exporter_scrapes(scrapes: int) -> dict | None:
 
 
 def energy_error(hz: float, seconds: float = 600.0) -> dict:
-    from exporter.devices.simulated import SimulatedBackend
-    from exporter.jobs.registry import GpuDirectory, JobRegistry
-    from exporter.sampler import Sampler
+    from joulecast.exporter.devices.simulated import SimulatedBackend
+    from joulecast.exporter.jobs.registry import GpuDirectory, JobRegistry
+    from joulecast.exporter.sampler import Sampler
     from joulecast.schema import parse_job_spec
 
     clock = [1_000_000.0]

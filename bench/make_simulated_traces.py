@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporter.devices.simulated import SimulatedBackend  # noqa: E402
+from joulecast.exporter.devices.simulated import SimulatedBackend  # noqa: E402
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from estimator.pre_cv import cross_validate, tdp_baselines  # noqa: E402
-from estimator.pre_data import load_reference_runs, validate  # noqa: E402
+from joulecast.estimator.pre.cv import cross_validate, tdp_baselines  # noqa: E402
+from joulecast.estimator.pre.dataset import load_reference_runs, validate  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from estimator.forecast import forecast_job  # noqa: E402
-from estimator.gpus import all_names  # noqa: E402
-from estimator.model_store import SEED_DIR, load  # noqa: E402
+from joulecast.estimator.pre.forecast import forecast_job  # noqa: E402
+from joulecast.estimator.pre.gpus import all_names  # noqa: E402
+from joulecast.estimator.pre.store import SEED_DIR, load  # noqa: E402
 
 FEATURES = {
     "model_gflops": 4.1,

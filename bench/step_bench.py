@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from estimator.baselines import BaselineConfig, green_algorithms, mlco2  # noqa: E402
+from joulecast.estimator.step.baselines import BaselineConfig, green_algorithms, mlco2  # noqa: E402
 from joulecast.step import StepConfig  # noqa: E402
 from joulecast.traces import Trace, read_traces, score  # noqa: E402
 

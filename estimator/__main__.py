@@ -1,3 +1,3 @@
-from estimator.cli import main
+from joulecast.estimator.cli import main
 
 raise SystemExit(main())

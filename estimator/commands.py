@@ -95,8 +95,8 @@ def _fmt_scores(scores: dict) -> dict:
 
 
 def cmd_pre_cv(args: argparse.Namespace) -> int:
-    from estimator.pre_cv import cross_validate, tdp_baselines
-    from estimator.pre_data import load_training_table
+    from joulecast.estimator.pre.cv import cross_validate, tdp_baselines
+    from joulecast.estimator.pre.dataset import load_training_table
 
     df = load_training_table(args.data)
     schemes = ["kfold", "logo"] if args.scheme == "both" else [args.scheme]
@@ -130,9 +130,9 @@ def cmd_pre_cv(args: argparse.Namespace) -> int:
 
 
 def train_models(data: Path, with_cv: bool = True) -> tuple[dict, dict]:
-    from estimator.pre import PaperPRE, PhysicsPRE
-    from estimator.pre_cv import _select_physics, cross_validate
-    from estimator.pre_data import file_hash, load_training_table
+    from joulecast.estimator.pre.cv import _select_physics, cross_validate
+    from joulecast.estimator.pre.dataset import file_hash, load_training_table
+    from joulecast.estimator.pre.model import PaperPRE, PhysicsPRE
 
     df = load_training_table(data)
     models = {
@@ -154,7 +154,7 @@ def train_models(data: Path, with_cv: bool = True) -> tuple[dict, dict]:
 
 
 def cmd_pre_train(args: argparse.Namespace) -> int:
-    from estimator.model_store import save
+    from joulecast.estimator.pre.store import save
 
     models, meta = train_models(args.data, with_cv=not args.no_cv)
     save(args.out, models, meta)
@@ -163,9 +163,9 @@ def cmd_pre_train(args: argparse.Namespace) -> int:
 
 
 def cmd_pre_evaluate(args: argparse.Namespace) -> int:
-    from estimator.model_store import load
-    from estimator.pre_cv import score
-    from estimator.pre_data import load_training_table
+    from joulecast.estimator.pre.cv import score
+    from joulecast.estimator.pre.dataset import load_training_table
+    from joulecast.estimator.pre.store import load
 
     models, _ = load(args.model)
     df = load_training_table(args.data)
@@ -181,9 +181,9 @@ def cmd_pre_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from estimator.forecast import forecast_job
-    from estimator.gpus import all_names, lookup
-    from estimator.model_store import SEED_DIR, load
+    from joulecast.estimator.pre.forecast import forecast_job
+    from joulecast.estimator.pre.gpus import all_names, lookup
+    from joulecast.estimator.pre.store import SEED_DIR, load
 
     models, _ = load(args.model or SEED_DIR)
     lookup(args.gpu)  # a clear error before any work
@@ -216,9 +216,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from estimator.gpus import UnknownGpu
-    from estimator.model_store import ModelError
-    from estimator.pre_data import DataError
+    from joulecast.estimator.pre.dataset import DataError
+    from joulecast.estimator.pre.gpus import UnknownGpu
+    from joulecast.estimator.pre.store import ModelError
 
     try:
         if args.command == "step":

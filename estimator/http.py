@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from estimator.queue_api import QueueApi
+from joulecast.estimator.queue.api import QueueApi
 from joulecast.httpserver import ServiceServer
 
 

@@ -1,3 +1,3 @@
-from exporter.cli import main
+from joulecast.exporter.cli import main
 
 raise SystemExit(main())

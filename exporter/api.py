@@ -1,6 +1,6 @@
 """The job marker API (JSON over HTTP), independent of the HTTP server plumbing.
 
-    POST /api/v1/jobs                      register a job      -> 201 (200 if re-posted)
+    POST /api/v1/jobs                      register a job      -> 201 (200: continued)
     POST /api/v1/jobs/{job_id}/epochs      mark an epoch end   -> 200
     POST /api/v1/jobs/{job_id}/finish      finish the job      -> 200
     GET  /api/v1/jobs                      list jobs           -> 200
@@ -19,9 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.jobs.model import JobError
-from exporter.jobs.registry import JobRegistry
-from joulecast.schema import SchemaError, parse_epoch_marker, parse_job_spec, validate_job_id
+from joulecast.exporter.jobs.model import JobError
+from joulecast.exporter.jobs.registry import JobRegistry
+from joulecast.schema import (
+    SchemaError,
+    parse_epoch_marker,
+    parse_finish,
+    parse_job_spec,
+    validate_job_id,
+)
 
 log = logging.getLogger("joulecast.exporter")
 
@@ -99,9 +105,8 @@ class MarkerApi:
                 record = reg.mark_epoch(job_id, parse_epoch_marker(self._json(body)))
                 return ApiResponse(200, record.public(), route)
             if rest[1] == "finish":
-                if body.strip() and not isinstance(self._json(body), dict):
-                    raise SchemaError("request body must be a JSON object")
-                return ApiResponse(200, reg.finish(job_id).public(), route)
+                marker = parse_finish(self._json(body) if body.strip() else None)
+                return ApiResponse(200, reg.finish(job_id, marker).public(), route)
         if len(rest) == 2 and rest[1] in ("epochs", "finish"):
             return _error(405, f"{method} is not allowed here", route)
         return _error(404, "no such endpoint", route)

@@ -13,23 +13,23 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from exporter.api import MarkerApi
-from exporter.collectors.base import ScrapeCollector, SourceCollector
-from exporter.collectors.exporter_self import ApiStats, ExporterCollector
-from exporter.collectors.gpu import GpuCollector
-from exporter.collectors.host import HostCollector
-from exporter.collectors.jobs import JobsCollector
-from exporter.collectors.rapl import RaplCollector
-from exporter.devices.base import DeviceError, GpuBackend, NoGpus
-from exporter.devices.nvml import NvmlBackend, nvml_available
-from exporter.devices.simulated import PROFILES, SimulatedBackend, load_traces
-from exporter.host.psutil_reader import PsutilReader
-from exporter.host.rapl import RaplReader
-from exporter.http import exporter_server, sampler_health
-from exporter.jobs.registry import GpuDirectory, JobRegistry
-from exporter.jobs.store import JobStore, StateStoreError
-from exporter.sampler import Sampler
 from joulecast import __version__
+from joulecast.exporter.api import MarkerApi
+from joulecast.exporter.collectors.base import ScrapeCollector, SourceCollector
+from joulecast.exporter.collectors.exporter_self import ApiStats, ExporterCollector
+from joulecast.exporter.collectors.gpu import GpuCollector
+from joulecast.exporter.collectors.host import HostCollector
+from joulecast.exporter.collectors.jobs import JobsCollector
+from joulecast.exporter.collectors.rapl import RaplCollector
+from joulecast.exporter.devices.base import DeviceError, GpuBackend, NoGpus
+from joulecast.exporter.devices.nvml import NvmlBackend, nvml_available
+from joulecast.exporter.devices.simulated import PROFILES, SimulatedBackend, load_traces
+from joulecast.exporter.host.psutil_reader import PsutilReader
+from joulecast.exporter.host.rapl import RaplReader
+from joulecast.exporter.http import exporter_server, sampler_health
+from joulecast.exporter.jobs.registry import GpuDirectory, JobRegistry
+from joulecast.exporter.jobs.store import JobStore, StateStoreError
+from joulecast.exporter.sampler import Sampler
 from joulecast.flags import FlagError, add_flag, listen_address, non_negative_int, positive_float
 from joulecast.httpserver import ServiceServer
 

@@ -10,8 +10,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from exporter.api import MarkerApi
-from exporter.collectors.exporter_self import ApiStats
+from joulecast.exporter.api import MarkerApi
+from joulecast.exporter.collectors.exporter_self import ApiStats
 from joulecast.httpserver import ServiceServer
 
 LANDING = """<html><head><title>joulecast exporter</title></head><body>

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from exporter.devices.base import DeviceError, GpuBackend, GpuInfo, GpuReading
-from exporter.energy import MonotonicCounter, PowerIntegrator
-from exporter.host.psutil_reader import HostReading, PsutilReader
-from exporter.host.rapl import RaplReader, RaplReading
-from exporter.jobs.registry import JobRegistry
+from joulecast.exporter.devices.base import DeviceError, GpuBackend, GpuInfo, GpuReading
+from joulecast.exporter.energy import MonotonicCounter, PowerIntegrator
+from joulecast.exporter.host.psutil_reader import HostReading, PsutilReader
+from joulecast.exporter.host.rapl import RaplReader, RaplReading
+from joulecast.exporter.jobs.registry import JobRegistry
 
 log = logging.getLogger("joulecast.exporter")
 
@@ -175,6 +175,7 @@ class Sampler:
                     dt,
                     reading.process_pids,
                 )
+        self.registry.note_sample(now)
         if now >= self._next_host:
             self._next_host = now + self.host_interval
             self._read_host()

@@ -22,7 +22,7 @@ class FlagError(ValueError):
 
 
 def add_flag(
-    parser: argparse.ArgumentParser,
+    parser: argparse._ActionsContainer,
     flag: str,
     *,
     default: Any,

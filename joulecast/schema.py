@@ -66,9 +66,13 @@ class JobSpec:
     gpu_uuids: tuple[str, ...] = ()
     pids: tuple[int, ...] = ()
     features: JobFeatures = field(default_factory=JobFeatures)
+    #: Set by a resumed run: the epochs already trained (markers after it are re-trained).
+    start_epoch: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job_id": self.job_id, "epochs_planned": self.epochs_planned}
+        if self.start_epoch is not None:
+            out["start_epoch"] = self.start_epoch
         if self.gpus:
             out["gpus"] = list(self.gpus)
         if self.gpu_uuids:
@@ -88,9 +92,14 @@ class EpochMarker:
     epoch: int
     metrics: dict[str, float] = field(default_factory=dict)
     epochs_planned: int | None = None  # a job may extend or shorten its plan
+    #: Wall time (Unix seconds) of the epoch end as the client measured it: the exporter
+    #: charges the epoch the job's energy at that time, however late the marker arrives.
+    time: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"epoch": self.epoch}
+        if self.time is not None:
+            out["time"] = self.time
         if self.metrics:
             out["metrics"] = dict(self.metrics)
         if self.epochs_planned is not None:
@@ -208,7 +217,9 @@ def parse_gpu_selector(value: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
 def parse_job_spec(payload: Any) -> JobSpec:
     payload = _require_object(payload, "job")
     _reject_unknown(
-        payload, {"job_id", "epochs_planned", "gpus", "gpu_uuids", "pids", "features"}, "job"
+        payload,
+        {"job_id", "epochs_planned", "gpus", "gpu_uuids", "pids", "features", "start_epoch"},
+        "job",
     )
     if "job_id" not in payload:
         raise SchemaError("'job_id' is required")
@@ -231,12 +242,15 @@ def parse_job_spec(payload: Any) -> JobSpec:
         gpu_uuids=uuids,
         pids=pids,
         features=parse_features(payload.get("features")),
+        start_epoch=None
+        if payload.get("start_epoch") is None
+        else _int(payload["start_epoch"], "start_epoch", 0, MAX_EPOCHS),
     )
 
 
 def parse_epoch_marker(payload: Any) -> EpochMarker:
     payload = _require_object(payload, "epoch marker")
-    _reject_unknown(payload, {"epoch", "metrics", "epochs_planned"}, "epoch marker")
+    _reject_unknown(payload, {"epoch", "metrics", "epochs_planned", "time"}, "epoch marker")
     if "epoch" not in payload:
         raise SchemaError("'epoch' is required")
     metrics: dict[str, float] = {}
@@ -254,4 +268,44 @@ def parse_epoch_marker(payload: Any) -> EpochMarker:
         epoch=_int(payload["epoch"], "epoch", 1, MAX_EPOCHS),
         metrics=metrics,
         epochs_planned=None if planned is None else _int(planned, "epochs_planned", 1, MAX_EPOCHS),
+        time=None if payload.get("time") is None else _number(payload["time"], "time", 0, 1e11),
     )
+
+
+OUTCOMES = ("finished", "failed")
+
+
+@dataclass(frozen=True)
+class FinishMarker:
+    """``POST /api/v1/jobs/{job_id}/finish``: the run ended, well (``finished``, also when
+    stopped early) or with an error (``failed``)."""
+
+    outcome: str = "finished"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome}
+
+
+def parse_finish(payload: Any) -> FinishMarker:
+    if payload is None:
+        return FinishMarker()
+    payload = _require_object(payload, "finish marker")
+    _reject_unknown(payload, {"outcome"}, "finish marker")
+    outcome = payload.get("outcome", "finished")
+    if outcome not in OUTCOMES:
+        raise SchemaError(f"'outcome' must be one of {', '.join(OUTCOMES)}")
+    return FinishMarker(outcome)
+
+
+def metric_name(raw: str) -> str | None:
+    """A client-side metric name made safe: Prometheus-style, at most 64 characters.
+
+    ``val_acc@1`` -> ``val_acc_1``, ``val/loss`` -> ``val_loss``; None when nothing is left.
+    """
+    name = re.sub(r"[^A-Za-z0-9_]", "_", str(raw)).strip("_")
+    name = re.sub(r"_+", "_", name)
+    if not name:
+        return None
+    if name[0].isdigit():
+        name = "_" + name
+    return name[:64]

@@ -235,7 +235,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "exporter",
+                "joulecast.exporter",
                 "--backend",
                 args.backend,
                 "--simulated-gpus",
@@ -291,7 +291,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "estimator",
+                "joulecast.estimator",
                 "--prometheus-url",
                 prom_url,
                 "--cycle.interval",

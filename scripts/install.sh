@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Installs what joulecast needs on a fresh Debian/Ubuntu machine: the Python package (with
-# its test extras when asked) and, as root, Debian's prometheus (and VictoriaMetrics,
-# Alertmanager for the tests) when they are missing.
+# Makes the checkout's virtual environment (.venv) and installs joulecast into it with the
+# extras asked for (default: demo), so Debian's own /usr/bin/python3 works (PEP 668: no
+# pip install into the system Python). As root it also installs, when missing, Debian's
+# python3-venv and prometheus (and, for the tests, VictoriaMetrics, Alertmanager and
+# docker-compose). PYTHON picks the interpreter the venv is made from (default: python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-demo}"
 PY="${PYTHON:-python3}"
+VENV="${JOULECAST_VENV:-.venv}"
 
 want=()
+"$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || want+=(python3-venv)
 command -v prometheus >/dev/null 2>&1 || want+=(prometheus)
 if [ "$extras" = "test" ]; then
   command -v victoria-metrics >/dev/null 2>&1 || want+=(victoria-metrics)
@@ -24,4 +28,8 @@ if [ ${#want[@]} -gt 0 ]; then
     echo "note: ${want[*]} not installed (needs root and apt-get); parts that need them are skipped" >&2
   fi
 fi
-"$PY" -m pip install -q --disable-pip-version-check -e ".[$extras]"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "making the virtual environment $VENV from $("$PY" -c 'import sys; print(sys.executable)')"
+  "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]"

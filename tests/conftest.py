@@ -12,6 +12,36 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
+#: Development data the suite reads from ``../shared`` (a folder beside the checkout, not
+#: part of the repository): what each file is needed for.
+SHARED_FILES = {
+    "data/reference_runs.csv": "PRE accuracy and self-calibration tests",
+    "data/traces/eatit_vgg16_rtx3090.csv": "STEP on real per-epoch traces",
+    "data/power_traces": "replay of real 1 Hz GPU power traces",
+}
+
+
+def missing_shared() -> dict[str, str]:
+    return {rel: why for rel, why in SHARED_FILES.items() if not (SHARED / rel).exists()}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    missing = missing_shared()
+    if not missing:
+        return [f"development data: {SHARED} (all present)"]
+    head = f"development data: {len(missing)} of {len(SHARED_FILES)} missing under {SHARED}"
+    return [head + "; these tests are skipped:"] + [
+        f"  ../shared/{rel}: {why}" for rel, why in missing.items()
+    ]
+
+
+def shared_path(rel: str) -> Path:
+    """A file of ``../shared``, or a skip that names it when it is not there."""
+    path = SHARED / rel
+    if not path.exists():
+        pytest.skip(f"development data ../shared/{rel} is not beside the checkout")
+    return path
+
 
 def http(
     method: str,
@@ -42,15 +72,8 @@ def scrape(url: str) -> str:
 
 
 @pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip("../shared is not beside the checkout")
-    return SHARED
-
-
-@pytest.fixture
 def make_exporter(tmp_path: Path) -> Iterator:
-    from exporter.cli import build, build_parser
+    from joulecast.exporter.cli import build, build_parser
 
     started = []
 

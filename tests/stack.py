@@ -64,7 +64,7 @@ def start_exporter(tmp: Path, *flags: str) -> Proc:
         [
             sys.executable,
             "-m",
-            "exporter",
+            "joulecast.exporter",
             "--web.listen-address",
             f"127.0.0.1:{port}",
             "--state-dir",
@@ -88,7 +88,7 @@ def start_estimator(tmp: Path, prometheus_url: str, *flags: str, port: int | Non
         [
             sys.executable,
             "-m",
-            "estimator",
+            "joulecast.estimator",
             "--prometheus-url",
             prometheus_url,
             "--web.listen-address",

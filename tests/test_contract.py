@@ -13,8 +13,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 import joulecast
-from estimator import queries
-from estimator.pre import JOB_COLUMNS
+from joulecast.estimator.pre.model import JOB_COLUMNS
+from joulecast.estimator.prometheus import queries
 from tests.conftest import scrape
 from tests.exporter.test_rapl import zone
 
@@ -33,7 +33,7 @@ def names_in(text: str) -> set[str]:
 @pytest.fixture(scope="module")
 def exporter_samples(tmp_path_factory) -> dict[str, set[str]]:
     """Sample names -> label names of a simulated exporter with a running and a finished job."""
-    from exporter.cli import build, build_parser
+    from joulecast.exporter.cli import build, build_parser
 
     state = tmp_path_factory.mktemp("state")
     sysfs = tmp_path_factory.mktemp("sysfs")
@@ -75,8 +75,8 @@ def exporter_samples(tmp_path_factory) -> dict[str, set[str]]:
 
 
 def estimator_names() -> set[str]:
-    """Families the estimator's collector declares; counters are exposed with ``_total``."""
-    source = (ROOT / "estimator" / "collector.py").read_text()
+    """Families the estimator's collectors declare; counters are exposed with ``_total``."""
+    source = " ".join(p.read_text() for p in (ROOT / "estimator").rglob("collector.py"))
     families = set(re.findall(r'"(joulecast_[a-z0-9_]+)"', source))
     return families | {f + "_total" for f in families}
 
@@ -87,10 +87,10 @@ def recorded_names() -> set[str]:
 
 
 def test_estimator_queries_only_read_what_the_exporter_publishes(exporter_samples):
-    source = (ROOT / "estimator" / "queries.py").read_text()
+    source = (ROOT / "estimator" / "prometheus" / "queries.py").read_text()
     read = names_in(" ".join([queries.HISTORY, queries.STATE, queries.GPU_MODELS]))
     read |= {n for n in names_in(source) if not n.endswith("_")}  # not regex prefixes
-    assert read, "no metric names found in estimator/queries.py"
+    assert read, "no metric names found in estimator/prometheus/queries.py"
     assert read - set(exporter_samples) == set()
 
 

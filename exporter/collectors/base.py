@@ -10,7 +10,7 @@ from typing import Protocol
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.sampler import NodeSnapshot
+from joulecast.exporter.sampler import NodeSnapshot
 
 log = logging.getLogger("joulecast.exporter")
 

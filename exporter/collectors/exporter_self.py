@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.jobs.registry import JobRegistry
-from exporter.sampler import NodeSnapshot
+from joulecast.exporter.jobs.registry import JobRegistry
+from joulecast.exporter.sampler import NodeSnapshot
 
 
 class ApiStats:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.devices.base import ERROR_KINDS
-from exporter.sampler import GpuSnapshot, NodeSnapshot
+from joulecast.exporter.devices.base import ERROR_KINDS
+from joulecast.exporter.sampler import GpuSnapshot, NodeSnapshot
 
 LABELS = ["gpu", "uuid", "model"]
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from exporter.sampler import NodeSnapshot
+from joulecast.exporter.sampler import NodeSnapshot
 
 
 class HostCollector:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.jobs.registry import JobRegistry
-from exporter.sampler import NodeSnapshot
+from joulecast.exporter.jobs.registry import JobRegistry
+from joulecast.exporter.sampler import NodeSnapshot
 from joulecast.schema import NUMERIC_FEATURES, STRING_FEATURES
 
 FEATURE_LABELS = [*STRING_FEATURES, *NUMERIC_FEATURES]
@@ -52,6 +52,7 @@ class JobsCollector:
                 ("start_timestamp_seconds", "Wall time the job registered."),
                 ("end_timestamp_seconds", "Wall time the job finished."),
                 ("running", "1 while the job runs, 0 once finished."),
+                ("failed", "1 once the job ended with an error (a crashed run), else 0."),
                 ("gpus", "Number of GPUs attributed to the job."),
                 ("gpu_tdp_watts", "Sum of the TDPs (default power limits) of the job's GPUs (W)."),
                 ("gpu_memory_bytes", "Sum of the memory of the job's GPUs (bytes)."),
@@ -76,7 +77,7 @@ class JobsCollector:
             info.add_metric(
                 [
                     r.job_id,
-                    "running" if r.live else "finished",
+                    "running" if r.live else (r.outcome or "finished"),
                     ",".join(map(str, r.gpus)),
                     ",".join(r.gpu_models),
                     *(_fmt(getattr(feats, f)) for f in FEATURE_LABELS),
@@ -91,6 +92,7 @@ class JobsCollector:
             if r.finished_at is not None:
                 g["end_timestamp_seconds"].add_metric(lv, r.finished_at)
             g["running"].add_metric(lv, 1.0 if r.live else 0.0)
+            g["failed"].add_metric(lv, 1.0 if r.outcome == "failed" else 0.0)
             g["gpus"].add_metric(lv, len(r.gpus or r.seen_gpus))
             g["gpu_tdp_watts"].add_metric(lv, r.tdp_watts)
             g["gpu_memory_bytes"].add_metric(lv, r.gpu_memory_bytes)

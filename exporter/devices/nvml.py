@@ -1,11 +1,11 @@
 """Real NVIDIA GPUs through NVML (``nvidia-ml-py``, imported as ``pynvml``).
 
 NVML is kept behind this one module: ``NVMLError`` codes become
-:class:`~exporter.devices.base.DeviceError` kinds here, and units are converted once here
+:class:`~joulecast.exporter.devices.base.DeviceError` kinds here, and units are converted once here
 (mW -> W, mJ -> J, MHz -> Hz, percent -> ratio).
 
 Only physical boards are read for power and energy. MIG instances are listed as
-:class:`~exporter.devices.base.MigInstance` of their parent and never carry energy of their
+:class:`~joulecast.exporter.devices.base.MigInstance` of their parent and never carry energy of their
 own, so a board's energy is never counted twice.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
-from exporter.devices.base import (
+from joulecast.exporter.devices.base import (
     DeviceError,
     DeviceLost,
     GpuInfo,

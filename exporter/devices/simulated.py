@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.devices.base import DeviceLost, GpuInfo, GpuReading
+from joulecast.exporter.devices.base import DeviceLost, GpuInfo, GpuReading
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.energy import MonotonicCounter
+from joulecast.exporter.energy import MonotonicCounter
 
 
 @dataclass(frozen=True)

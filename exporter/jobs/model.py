@@ -50,6 +50,7 @@ class JobRecord:
     gpu_models: tuple[str, ...] = ()
     #: GPUs on which a pid-attributed job's processes were seen (relearned after a restart)
     seen_gpus: tuple[int, ...] = ()
+    outcome: str | None = None  # "finished" or "failed" once the job ended
 
     @property
     def job_id(self) -> str:
@@ -76,6 +77,6 @@ class JobRecord:
             "epoch_end_energy_joules": round(self.epoch_end_energy_joules, 3),
             "epoch_end_timestamp": self.epoch_end_timestamp,
             "finished_at": self.finished_at,
-            "state": "running" if self.live else "finished",
+            "state": "running" if self.live else (self.outcome or "finished"),
             "last_metrics": self.last_metrics,
         }

@@ -21,10 +21,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from exporter.devices.base import GpuInfo, MigInstance
-from exporter.jobs.model import Conflict, JobError, JobRecord, TooManyJobs, UnknownJob
-from exporter.jobs.store import JobStore
-from joulecast.schema import EpochMarker, JobSpec
+from joulecast.exporter.devices.base import GpuInfo, MigInstance
+from joulecast.exporter.jobs.history import EnergyHistory
+from joulecast.exporter.jobs.model import Conflict, JobError, JobRecord, TooManyJobs, UnknownJob
+from joulecast.exporter.jobs.store import JobStore
+from joulecast.schema import EpochMarker, FinishMarker, JobSpec
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,15 @@ class JobRegistry:
         self._by_gpu: dict[int, list[JobRecord]] = {}
         self._mig_shares: dict[tuple[str, int], float] = {}  # (job, board) -> MIG share
         self._pid_jobs: list[JobRecord] = []
+        self._history: dict[str, EnergyHistory] = {}  # live jobs' recent energy counters
         if store is not None:
+            now = self._clock()
             for record in store.load():
                 self._fill_gpu_facts(record)
                 self._jobs[record.job_id] = record
+                if record.live:
+                    self._history[record.job_id] = EnergyHistory()
+                    self._history[record.job_id].add(now, record.energy_joules)
             self._reindex()
 
     # -- helpers (lock held) -------------------------------------------------------------
@@ -163,19 +169,23 @@ class JobRegistry:
 
     # -- API -----------------------------------------------------------------------------
     def register(self, spec: JobSpec) -> tuple[JobRecord, bool]:
-        """Register a job. Returns (record, created). Re-posting the same spec is a no-op."""
+        """Register a job. Returns (record, created).
+
+        The same job id again continues that job: a restarted or resumed run (a finished or
+        failed job is reopened), or another rank of a distributed run, whose PIDs and GPUs
+        are added to the job's. ``start_epoch`` below the epochs recorded forgets the later
+        ones: the resumed run trains them again.
+        """
         now = self._clock()
         with self._lock:
             existing = self._jobs.get(spec.job_id)
             if existing is not None:
-                if existing.spec == spec and existing.live:
-                    return replace(existing), False
-                raise Conflict(f"job '{spec.job_id}' already exists")
+                return self._continue(existing, spec, now), False
             live = sum(1 for r in self._jobs.values() if r.live)
             if live >= self.max_live_jobs:
                 raise TooManyJobs(f"{live} live jobs: the limit ({self.max_live_jobs}) is reached")
             record = JobRecord(
-                spec=spec,
+                spec=replace(spec, start_epoch=None),
                 gpus=self._resolve_gpus(spec),
                 created_at=now,
                 epochs_planned=spec.epochs_planned,
@@ -183,16 +193,88 @@ class JobRegistry:
             self._fill_gpu_facts(record)
             self._persist(record)
             self._jobs[spec.job_id] = record
+            self._history[spec.job_id] = EnergyHistory()
+            self._history[spec.job_id].add(now, 0.0)
             self._reindex()
             return replace(record), True
 
+    def _continue(self, record: JobRecord, spec: JobSpec, now: float) -> JobRecord:
+        if not record.live:
+            live = sum(1 for r in self._jobs.values() if r.live)
+            if live >= self.max_live_jobs:
+                raise TooManyJobs(f"{live} live jobs: the limit ({self.max_live_jobs}) is reached")
+        old = record.spec
+        merged = replace(
+            old,
+            epochs_planned=spec.epochs_planned,
+            gpus=tuple(dict.fromkeys(old.gpus + spec.gpus)),
+            gpu_uuids=tuple(dict.fromkeys(old.gpu_uuids + spec.gpu_uuids)),
+            pids=tuple(dict.fromkeys(old.pids + spec.pids))[:1024],
+            features=spec.features if spec.features.as_dict() else old.features,
+        )
+        updated = replace(
+            record,
+            spec=merged,
+            gpus=self._resolve_gpus(merged),
+            finished_at=None,
+            outcome=None,
+            epochs_planned=max(spec.epochs_planned, 1),
+        )
+        start = spec.start_epoch
+        if start is not None and start < record.epochs_completed:
+            if self._store is not None:
+                self._store.truncate_epochs(record.job_id, start)
+                row = self._store.epoch(record.job_id, start) if start > 0 else None
+            else:
+                row = None
+            updated = replace(
+                updated,
+                epochs_completed=start,
+                epoch_end_energy_joules=row["energy_joules"] if row else 0.0,
+                epoch_end_timestamp=row["timestamp"] if row else None,
+            )
+        self._persist(updated)
+        record.spec, record.gpus = updated.spec, updated.gpus
+        self._apply(record, updated)
+        self._fill_gpu_facts(record)
+        self._history.setdefault(record.job_id, EnergyHistory()).add(now, record.energy_joules)
+        self._reindex()
+        return replace(record)
+
+    def _energy_at(self, record: JobRecord, at: float | None, now: float) -> tuple[float, float]:
+        """(energy, timestamp) to charge an epoch that ended at ``at`` (client time)."""
+        if at is None or at >= now:
+            return record.energy_joules, now
+        hist = self._history.get(record.job_id)
+        found = hist.at(at) if hist is not None else None
+        if found is None:  # older than the retained history: the oldest point known
+            oldest = hist.oldest if hist is not None else None
+            if hist is not None and oldest is not None:
+                return hist.at(oldest) or 0.0, oldest
+            return record.energy_joules, now
+        return found, at
+
+    def _duplicate(self, record: JobRecord, marker: EpochMarker) -> bool:
+        """Whether ``marker`` repeats an epoch already recorded with the same metrics."""
+        if marker.epoch == record.epochs_completed:
+            return dict(marker.metrics) == record.last_metrics
+        if self._store is not None:
+            row = self._store.epoch(record.job_id, marker.epoch)
+            return row is not None and row["metrics"] == dict(marker.metrics)
+        return False
+
     def mark_epoch(self, job_id: str, marker: EpochMarker) -> JobRecord:
+        """Record an epoch end. Re-posting a recorded epoch with the same metrics is a
+        no-op (a retry whose answer was lost); anything else at or before the last epoch
+        is a conflict."""
         now = self._clock()
         with self._lock:
             record = self._get(job_id)
-            if not record.live:
-                raise Conflict(f"job '{job_id}' is finished")
             last = record.epochs_completed
+            if marker.epoch <= last and self._duplicate(record, marker):
+                return replace(record)
+            if not record.live:
+                raise Conflict(f"job '{job_id}' is {record.outcome or 'finished'}")
             if marker.epoch == last:
                 raise Conflict(f"epoch {marker.epoch} of job '{job_id}' is already marked")
             if marker.epoch < last:
@@ -201,11 +283,12 @@ class JobRegistry:
                 )
             # A forward gap (markers lost while the exporter was down) is accepted: the
             # energy at this epoch end is still exact, the missing epochs are just merged.
+            energy, at = self._energy_at(record, marker.time, now)
             updated = replace(
                 record,
                 epochs_completed=marker.epoch,
-                epoch_end_energy_joules=record.energy_joules,
-                epoch_end_timestamp=now,
+                epoch_end_energy_joules=max(energy, record.epoch_end_energy_joules),
+                epoch_end_timestamp=at,
                 last_metrics=dict(marker.metrics),
                 epochs_planned=max(marker.epochs_planned or record.epochs_planned, marker.epoch),
             )
@@ -213,17 +296,27 @@ class JobRegistry:
             self._apply(record, updated)
             return replace(record)
 
-    def finish(self, job_id: str) -> JobRecord:
+    def finish(self, job_id: str, marker: FinishMarker | None = None) -> JobRecord:
         now = self._clock()
+        outcome = (marker or FinishMarker()).outcome
         with self._lock:
             record = self._get(job_id)
             if not record.live:
                 return replace(record)  # idempotent
-            updated = replace(record, finished_at=now)
+            updated = replace(record, finished_at=now, outcome=outcome)
             self._persist(updated)
             self._apply(record, updated)
+            self._history.pop(job_id, None)
             self._reindex()
             return replace(record)
+
+    def note_sample(self, now: float) -> None:
+        """After a sampling round: remember each live job's counter at ``now``."""
+        with self._lock:
+            for job_id, hist in self._history.items():
+                record = self._jobs.get(job_id)
+                if record is not None:
+                    hist.add(now, record.energy_joules)
 
     def _apply(self, record: JobRecord, updated: JobRecord) -> None:
         # Mutate in place so the GPU index keeps pointing at the same object.
@@ -234,6 +327,7 @@ class JobRegistry:
             "last_metrics",
             "epochs_planned",
             "finished_at",
+            "outcome",
         ):
             setattr(record, name, getattr(updated, name))
 
@@ -320,6 +414,7 @@ class JobRegistry:
             ]
             for j in gone:
                 del self._jobs[j]
+                self._history.pop(j, None)
         if gone and self._store is not None:
             self._store.delete(gone)
         return gone

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from exporter.jobs.model import JobRecord
+from joulecast.exporter.jobs.model import JobRecord
 from joulecast.schema import parse_job_spec
 
 SCHEMA = """
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     metrics TEXT NOT NULL,
     utilization_seconds REAL NOT NULL DEFAULT 0,
-    busy_seconds REAL NOT NULL DEFAULT 0
+    busy_seconds REAL NOT NULL DEFAULT 0,
+    outcome TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     job_id TEXT NOT NULL,
@@ -58,9 +59,16 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as err:
             raise StateStoreError(f"cannot use state directory {state_dir}: {err}") from err
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """State directories written before the ``outcome`` column get it (NULL: finished)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "outcome" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN outcome TEXT")
 
     def _row(self, r: JobRecord) -> tuple:
         return (
@@ -78,6 +86,7 @@ class JobStore:
             json.dumps(r.last_metrics),
             r.utilization_seconds,
             r.busy_seconds,
+            r.outcome,
         )
 
     def save(self, record: JobRecord, epoch_metrics: dict[str, float] | None = None) -> None:
@@ -86,7 +95,7 @@ class JobStore:
             self._db.execute("BEGIN")
             try:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     self._row(record),
                 )
                 if epoch_metrics is not None and record.epoch_end_timestamp is not None:
@@ -131,6 +140,27 @@ class JobStore:
             self._db.executemany("DELETE FROM epochs WHERE job_id=?", [(j,) for j in job_ids])
             self._db.execute("COMMIT")
 
+    def truncate_epochs(self, job_id: str, after: int) -> None:
+        """Forget the epochs after ``after`` (a resumed run trains them again)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute("DELETE FROM epochs WHERE job_id=? AND epoch>?", (job_id, after))
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def epoch(self, job_id: str, epoch: int) -> dict | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ts, energy, metrics FROM epochs WHERE job_id=? AND epoch=?",
+                (job_id, epoch),
+            ).fetchone()
+        if row is None:
+            return None
+        return {"timestamp": row[0], "energy_joules": row[1], "metrics": json.loads(row[2])}
+
     def epochs(self, job_id: str) -> list[dict]:
         with self._lock:
             rows = self._db.execute(
@@ -148,8 +178,9 @@ class JobStore:
         out = []
         for row in rows:
             (_, spec, gpus, created, planned, done, energy, idle, ee, ets, fin, metrics, us, bs) = (
-                row
+                row[:14]
             )
+            outcome = row[14] if len(row) > 14 else None
             out.append(
                 JobRecord(
                     spec=parse_job_spec(json.loads(spec)),
@@ -165,6 +196,7 @@ class JobStore:
                     last_metrics=json.loads(metrics),
                     utilization_seconds=us,
                     busy_seconds=bs,
+                    outcome=outcome if fin is not None else None,
                 )
             )
         return out

@@ -194,8 +194,8 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
 
 @pytest.mark.integration
 def test_estimator_survives_prometheus_restart(tmp_path):
-    from estimator.promclient import PromClient, PromConfig
-    from estimator.service import Estimator, EstimatorConfig
+    from joulecast.estimator.prometheus.client import PromClient, PromConfig
+    from joulecast.estimator.service import Estimator, EstimatorConfig
 
     exporter = start_exporter(tmp_path, "--backend", "simulated")
     db = start_tsdb("prometheus", tmp_path, {"joulecast-exporter": [exporter.url]})

@@ -99,7 +99,9 @@ def test_epoch_marker_errors(exp):
     assert register(exp)[0] == 201
     assert post(exp, "/api/v1/jobs/nope/epochs", {"epoch": 1})[0] == 404
     assert post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 1})[0] == 200
-    code, body = post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 1})
+    # the same marker again (a retry whose answer was lost) is recorded once, not refused
+    assert post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 1})[0] == 200
+    code, body = post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 1, "metrics": {"loss": 2}})
     assert code == 409 and "already marked" in body["error"]
     # a forward gap (markers lost while the exporter was away) is accepted ...
     assert post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 3})[0] == 200
@@ -132,10 +134,32 @@ def test_planned_epochs_can_change(exp):
     assert code == 200 and body["epochs_planned"] == 30
 
 
-def test_duplicate_job_with_other_spec_is_409(exp):
+def test_same_job_id_continues_the_job(exp):
+    """Another rank, or a restarted run: its PIDs join, the plan follows, nothing is lost."""
     register(exp)
-    code, body = post(exp, "/api/v1/jobs", {"job_id": "job-1", "epochs_planned": 99})
-    assert code == 409 and "already exists" in body["error"]
+    assert post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 1})[0] == 200
+    code, body = post(
+        exp, "/api/v1/jobs", {"job_id": "job-1", "epochs_planned": 99, "pids": [4242]}
+    )
+    assert code == 200 and body["epochs_planned"] == 99 and 4242 in body["pids"]
+    assert body["epochs_completed"] == 1 and body["state"] == "running"
+
+
+def test_failed_job_resumes_from_its_start_epoch(exp):
+    register(exp)
+    for e in (1, 2, 3):
+        assert post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": e, "metrics": {"e": e}})[0] == 200
+    code, body = post(exp, "/api/v1/jobs/job-1/finish", {"outcome": "failed"})
+    assert code == 200 and body["state"] == "failed"
+    assert 'joulecast_job_failed{job_id="job-1"} 1.0' in scrape(exp.url)
+    # resumed from the checkpoint of epoch 2: epoch 3 is trained again
+    spec = {"job_id": "job-1", "epochs_planned": 5, "start_epoch": 2}
+    code, body = post(exp, "/api/v1/jobs", spec)
+    assert code == 200 and body["state"] == "running" and body["epochs_completed"] == 2
+    assert post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": 3, "metrics": {"e": 33}})[0] == 200
+    epochs = http("GET", exp.url + "/api/v1/jobs/job-1")[1]["epochs"]
+    assert [(e["epoch"], e["metrics"]["e"]) for e in epochs] == [(1, 1), (2, 2), (3, 33)]
+    assert post(exp, "/api/v1/jobs/job-1/finish", {"outcome": "crashed"})[0] == 400
 
 
 def test_live_job_cap_is_429(exp):

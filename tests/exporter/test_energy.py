@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from exporter.devices.simulated import SimulatedBackend, load_traces
-from exporter.energy import MonotonicCounter, PowerIntegrator
-from exporter.jobs.registry import GpuDirectory, JobRegistry
-from exporter.sampler import Sampler
+from joulecast.exporter.devices.simulated import SimulatedBackend, load_traces
+from joulecast.exporter.energy import MonotonicCounter, PowerIntegrator
+from joulecast.exporter.jobs.registry import GpuDirectory, JobRegistry
+from joulecast.exporter.sampler import Sampler
 from joulecast.schema import parse_job_spec
-from tests.conftest import http, scrape
+from tests.conftest import http, scrape, shared_path
 
 
 def test_power_integrator_trapezoid_and_gap():
@@ -92,8 +92,8 @@ def test_hardware_counter_and_integration_side_by_side(make_exporter):
     assert snap.gpus[1].reading.power_watts > snap.gpus[0].reading.power_watts
 
 
-def test_replayed_traces_are_served(make_exporter, shared_dir):
-    traces = load_traces(shared_dir / "data" / "power_traces")
+def test_replayed_traces_are_served(make_exporter):
+    traces = load_traces(shared_path("data/power_traces"))
     assert len(traces) == 10 and all(t.duration > 1000 for t in traces)
     backend = SimulatedBackend(2, traces=traces, time_scale=50.0)
     exp = make_exporter(backend=backend)

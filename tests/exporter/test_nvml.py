@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.devices.base import DeviceError
-from exporter.devices.nvml import NvmlBackend, nvml_available
-from exporter.jobs.registry import GpuDirectory, JobRegistry
-from exporter.sampler import Sampler
+from joulecast.exporter.devices.base import DeviceError
+from joulecast.exporter.devices.nvml import NvmlBackend, nvml_available
+from joulecast.exporter.jobs.registry import GpuDirectory, JobRegistry
+from joulecast.exporter.sampler import Sampler
 from joulecast.schema import parse_job_spec
 from tests.conftest import http, scrape
 from tests.exporter import fake_pynvml as fake

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.host.rapl import RaplReader
+from joulecast.exporter.host.rapl import RaplReader
 
 
 def zone(root: Path, name: str, label: str, energy_uj: int, wrap_uj: int = 262143328850) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.devices.base import GpuInfo, MigInstance
-from exporter.jobs.registry import GpuDirectory, JobRegistry
+from joulecast.exporter.devices.base import GpuInfo, MigInstance
+from joulecast.exporter.jobs.registry import GpuDirectory, JobRegistry
 from joulecast.schema import parse_job_spec
 
 GiB = 2**30

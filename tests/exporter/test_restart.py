@@ -18,7 +18,7 @@ def start(state: Path, port: int) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "exporter",
+            "joulecast.exporter",
             "--backend",
             "simulated",
             "--simulated-gpus",
@@ -90,6 +90,8 @@ def test_kill_9_keeps_every_acknowledged_marker(tmp_path):
         # the job carries on after the restart
         assert http("POST", f"{url}/api/v1/jobs/job-0/epochs", {"epoch": 8})[0] == 200
         assert http("POST", f"{url}/api/v1/jobs/job-0/epochs", {"epoch": 7})[0] == 409
+        # ... and a retry of the last marker is recorded once
+        assert http("POST", f"{url}/api/v1/jobs/job-0/epochs", {"epoch": 8})[0] == 200
         assert 'joulecast_job_epochs_completed{job_id="job-0"} 8.0' in scrape(url)
     finally:
         proc.terminate()
@@ -103,7 +105,7 @@ def test_unusable_state_dir_is_a_clear_error(tmp_path):
         [
             sys.executable,
             "-m",
-            "exporter",
+            "joulecast.exporter",
             "--backend",
             "simulated",
             "--state-dir",
@@ -122,7 +124,11 @@ def test_unusable_state_dir_is_a_clear_error(tmp_path):
 def test_bad_flag_and_env_are_clear_errors(tmp_path):
     env = {**os.environ, "JOULECAST_SAMPLING_GPU_HZ": "fast"}
     out = subprocess.run(
-        [sys.executable, "-m", "exporter"], capture_output=True, text=True, env=env, timeout=30
+        [sys.executable, "-m", "joulecast.exporter"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     )
     assert (
         out.returncode == 2
@@ -130,7 +136,7 @@ def test_bad_flag_and_env_are_clear_errors(tmp_path):
         and "Traceback" not in out.stderr
     )
     out = subprocess.run(
-        [sys.executable, "-m", "exporter", "--web.listen-address", "nowhere"],
+        [sys.executable, "-m", "joulecast.exporter", "--web.listen-address", "nowhere"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -140,7 +146,7 @@ def test_bad_flag_and_env_are_clear_errors(tmp_path):
         [
             sys.executable,
             "-m",
-            "exporter",
+            "joulecast.exporter",
             "--backend",
             "simulated",
             "--simulated.traces-dir",

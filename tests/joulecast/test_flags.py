@@ -13,7 +13,7 @@ def test_env_names():
 
 
 def test_exporter_env_twins(monkeypatch):
-    from exporter.cli import build_parser
+    from joulecast.exporter.cli import build_parser
 
     monkeypatch.setenv("JOULECAST_SIMULATED_GPUS", "3")
     monkeypatch.setenv("JOULECAST_COLLECTOR_RAPL", "false")
@@ -28,7 +28,7 @@ def test_exporter_env_twins(monkeypatch):
 
 
 def test_estimator_env_twins(monkeypatch):
-    from estimator.cli import build_parser, step_config
+    from joulecast.estimator.cli import build_parser, step_config
 
     monkeypatch.setenv("JOULECAST_PROMETHEUS_URL", "http://vm:8428")
     monkeypatch.setenv("JOULECAST_PROMETHEUS_HEADERS", "X-Scope-OrgID=team-a")

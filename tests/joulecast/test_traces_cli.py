@@ -9,6 +9,7 @@ import sys
 
 from joulecast.step import Progress, StepConfig, project
 from joulecast.traces import Trace, score
+from tests.conftest import shared_path
 
 
 def run(*args):
@@ -17,8 +18,8 @@ def run(*args):
     )
 
 
-def test_evaluate_on_the_real_traces(shared_dir):
-    path = shared_dir / "data" / "traces" / "eatit_vgg16_rtx3090.csv"
+def test_evaluate_on_the_real_traces():
+    path = shared_path("data/traces/eatit_vgg16_rtx3090.csv")
     out = run("step", "evaluate", str(path), "--at-epoch", "15", "--json")
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)

@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from estimator.collector import EstimatorCollector
-from estimator.promclient import PromClient, PromConfig, PromError
-from estimator.service import Estimator, EstimatorConfig
+from joulecast.estimator.collector import EstimatorCollector
+from joulecast.estimator.prometheus.client import PromClient, PromConfig, PromError
+from joulecast.estimator.service import Estimator, EstimatorConfig
 
 EMPTY_VECTOR = {"status": "success", "data": {"resultType": "vector", "result": []}}
 EMPTY_MATRIX = {"status": "success", "data": {"resultType": "matrix", "result": []}}

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from estimator.forecast import forecast_job
-from estimator.gpus import UnknownGpu, all_specs, lookup
-from estimator.model_store import SEED_DIR, ModelError, load, save
-from estimator.pre import PaperPRE, PhysicsPRE
-from estimator.pre_cv import cross_validate
-from estimator.pre_data import DataError, load_reference_runs, load_training_table
+from joulecast.estimator.pre.cv import cross_validate
+from joulecast.estimator.pre.dataset import DataError, load_reference_runs, load_training_table
+from joulecast.estimator.pre.forecast import forecast_job
+from joulecast.estimator.pre.gpus import UnknownGpu, all_specs, lookup
+from joulecast.estimator.pre.model import PaperPRE, PhysicsPRE
+from joulecast.estimator.pre.store import SEED_DIR, ModelError, load, save
+from tests.conftest import shared_path
 
 REQUIRED = [
     "V100",
@@ -52,12 +53,7 @@ NVML_NAMES = [
 
 @pytest.fixture(scope="module")
 def runs(request):
-    from tests.conftest import SHARED
-
-    path = SHARED / "data" / "reference_runs.csv"
-    if not path.exists():
-        pytest.skip("../shared is not beside the checkout")
-    return load_reference_runs(path)
+    return load_reference_runs(shared_path("data/reference_runs.csv"))
 
 
 @pytest.mark.parametrize("name", REQUIRED + NVML_NAMES)

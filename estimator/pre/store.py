@@ -20,7 +20,7 @@ import joblib
 import numpy as np
 import sklearn
 
-from estimator.pre import JOB_COLUMNS, METHODS, MODEL_FORMAT, PAPER_FEATURES
+from joulecast.estimator.pre.model import JOB_COLUMNS, METHODS, MODEL_FORMAT, PAPER_FEATURES
 
 SEED_DIR = Path(__file__).resolve().parent / "models" / "seed"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from estimator.gpus import UnknownGpu, lookup
+from joulecast.estimator.pre.gpus import UnknownGpu, lookup
 from joulecast.schema import MAX_EPOCHS, JobFeatures, SchemaError, parse_features, validate_job_id
 
 log = logging.getLogger("joulecast.estimator")

@@ -26,10 +26,10 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from estimator.gpus import UnknownGpu, lookup
-from estimator.model_store import ModelError, load, save
-from estimator.pre import JOB_COLUMNS, TARGETS
-from estimator.pre_data import load_training_table
+from joulecast.estimator.pre.dataset import load_training_table
+from joulecast.estimator.pre.gpus import UnknownGpu, lookup
+from joulecast.estimator.pre.model import JOB_COLUMNS, TARGETS
+from joulecast.estimator.pre.store import ModelError, load, save
 
 log = logging.getLogger("joulecast.estimator")
 COLUMNS = ["job_id", "gpu_model", *JOB_COLUMNS, *TARGETS, "finished_at"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from estimator.cli import build, build_parser
+from joulecast.estimator.cli import build, build_parser
 from tests.conftest import http
 
 SPEC = {

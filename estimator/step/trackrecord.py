@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from estimator.baselines import BaselineConfig, green_algorithms, mlco2
+from joulecast.estimator.step.baselines import BaselineConfig, green_algorithms, mlco2
 from joulecast.step import Progress, StepConfig, first_epoch_extrapolation, project
 
 

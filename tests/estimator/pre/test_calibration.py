@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from estimator.calibration import HistoryRow, HistoryStore, Retrainer
-from estimator.pre import PhysicsPRE
-from estimator.pre_data import load_reference_runs
-from tests.conftest import SHARED
+from joulecast.estimator.pre.calibration import HistoryRow, HistoryStore, Retrainer
+from joulecast.estimator.pre.dataset import load_reference_runs
+from joulecast.estimator.pre.model import PhysicsPRE
+from tests.conftest import shared_path
 
 
 @pytest.fixture(scope="module")
 def runs():
-    path = SHARED / "data" / "reference_runs.csv"
-    if not path.exists():
-        pytest.skip("../shared is not beside the checkout")
-    return load_reference_runs(path)
+    return load_reference_runs(shared_path("data/reference_runs.csv"))
 
 
 def rows_from(df, prefix):
@@ -103,8 +100,8 @@ def test_retrain_is_rejected_when_worse_and_skipped_when_too_few(tmp_path, runs)
 
 
 def test_restart_starts_from_the_newest_retrained_models_that_load(tmp_path, runs):
-    from estimator.calibration import startup_models
-    from estimator.model_store import SEED_DIR, save
+    from joulecast.estimator.pre.calibration import startup_models
+    from joulecast.estimator.pre.store import SEED_DIR, save
 
     root = tmp_path / "pre-models"
     assert startup_models(SEED_DIR, root)[1] == SEED_DIR  # nothing retrained yet

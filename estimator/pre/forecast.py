@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from estimator.gpus import lookup
-from estimator.pre import JOB_COLUMNS, Forecast
+from joulecast.estimator.pre.gpus import lookup
+from joulecast.estimator.pre.model import JOB_COLUMNS, Forecast
 
 
 def forecast_job(

@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from estimator.gpus import lookup
+from joulecast.estimator.pre.gpus import lookup
 
 JOB_COLUMNS = [
     "model_gflops",

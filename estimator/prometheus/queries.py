@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from estimator.promclient import PromClient, Sample, Series
+from joulecast.estimator.prometheus.client import PromClient, Sample, Series
 
 HISTORY = '{__name__=~"joulecast_job_(epochs_completed|epoch_end_energy_joules|epoch_end_timestamp_seconds)"}'
 STATE = (
-    '{__name__=~"joulecast_job_(info|epochs_planned|epochs_completed|running|energy_joules_total|'
+    '{__name__=~"joulecast_job_(info|epochs_planned|epochs_completed|running|failed|energy_joules_total|'
     "start_timestamp_seconds|end_timestamp_seconds|gpu_tdp_watts|gpu_memory_bytes|"
     'gpu_utilization_mean_ratio|gpus|energy_budget_joules|epoch_end_energy_joules)"}'
 )
@@ -35,6 +35,7 @@ class JobState:
     epochs_planned: int = 0
     epochs_completed: int = 0
     running: bool = True
+    failed: bool = False  # ended with an error: neither scored nor learned from
     energy_j: float = 0.0
     epoch_end_energy_j: float = 0.0
     start_s: float | None = None
@@ -118,6 +119,8 @@ def group_state(samples: list[Sample]) -> dict[str, JobState]:
             }
         elif name == "joulecast_job_running":
             st.running = s.value >= 0.5
+        elif name == "joulecast_job_failed":
+            st.failed = s.value >= 0.5
         elif name in _FIELDS:
             attr, conv = _FIELDS[name]
             setattr(st, attr, conv(s.value))
@@ -126,3 +129,33 @@ def group_state(samples: list[Sample]) -> dict[str, JobState]:
 
 def fetch_gpu_models(client: PromClient, at: float | None = None) -> list[str]:
     return sorted({s.labels.get("model", "") for s in client.query(GPU_MODELS, at)} - {""})
+
+
+@dataclass(frozen=True)
+class TsdbView:
+    """Everything one cycle reads from Prometheus, fetched in a fixed number of queries."""
+
+    history: dict[str, list[EpochPoint]]
+    states: dict[str, JobState]
+    fleet_gpus: tuple[str, ...] = ()
+    carbon_intensity: float | None = None
+
+
+def fetch_cycle(
+    client: PromClient,
+    window_s: float,
+    at: float,
+    *,
+    fleet: bool = False,
+    carbon_query: str | None = None,
+    carbon_default: float | None = None,
+) -> TsdbView:
+    """One cycle's reads; raises :class:`PromError` when any of them fails."""
+    history = fetch_history(client, window_s, at)
+    states = fetch_state(client, at)
+    carbon = carbon_default
+    if carbon_query:
+        samples = client.query(carbon_query, at)
+        carbon = samples[0].value if samples else carbon_default
+    gpus = tuple(fetch_gpu_models(client, at)) if fleet else ()
+    return TsdbView(history, states, gpus, carbon)

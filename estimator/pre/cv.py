@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold
 
-from estimator.pre import METHODS, PHYSICS_GRID, TARGETS, PhysicsPRE
+from joulecast.estimator.pre.model import METHODS, PHYSICS_GRID, TARGETS, PhysicsPRE
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def cross_validate(
 def tdp_baselines(epochs_unused: int = 1) -> dict[str, Callable[[pd.DataFrame], pd.DataFrame]]:
     """Per-epoch TDP baselines given the *true* epoch duration (they cannot forecast time):
     ML CO2 (TDP) and Green Algorithms (PUE 1.56 x TDP, usage 1)."""
-    from estimator.pre import attach_gpu_specs
+    from joulecast.estimator.pre.model import attach_gpu_specs
 
     def mlco2(test: pd.DataFrame) -> pd.DataFrame:
         t = attach_gpu_specs(test)

@@ -1,6 +1,6 @@
 """Training data for PRE: loaders that turn published measurements into the PRE schema.
 
-Schema: ``gpu_model`` plus the job columns of :data:`estimator.pre.JOB_COLUMNS`, optional
+Schema: ``gpu_model`` plus the job columns of :data:`joulecast.estimator.pre.model.JOB_COLUMNS`, optional
 ``power_limit_w``, and the targets ``power_w`` (W), ``epoch_s`` (s), ``epoch_energy_j`` (J).
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from estimator.pre import JOB_COLUMNS, TARGETS
+from joulecast.estimator.pre.model import JOB_COLUMNS, TARGETS
 
 
 class DataError(ValueError):

@@ -13,17 +13,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from estimator.queue import QueueStore, parse_queued_job
-from estimator.service import EstimatorSnapshot
+from joulecast.estimator.pre.model import Forecast
+from joulecast.estimator.queue.store import QueueStore, parse_queued_job
 from joulecast.schema import SchemaError, validate_job_id
 
 
 class QueueApi:
     def __init__(
-        self, store: QueueStore, snapshot: Callable[[], EstimatorSnapshot], token: str | None = None
+        self,
+        store: QueueStore,
+        forecasts: Callable[[], dict[str, list[Forecast]]],
+        token: str | None = None,
     ) -> None:
         self.store = store
-        self._snapshot = snapshot
+        self._forecasts = forecasts
         self._token = token or None
 
     def handle(
@@ -37,12 +40,12 @@ class QueueApi:
         try:
             if parts == ["api", "v1", "queue"]:
                 if method == "GET":
-                    snap = self._snapshot()
+                    queued = self._forecasts()
                     return 200, {
                         "jobs": [
                             {
                                 **j.as_dict(),
-                                "forecasts": [asdict(f) for f in snap.queue.get(j.job_id, [])],
+                                "forecasts": [asdict(f) for f in queued.get(j.job_id, [])],
                             }
                             for j in self.store.jobs()
                         ],

@@ -1,0 +1,237 @@
+"""The STEP stage of a cycle: job histories in, projections and a track record out.
+
+:class:`StepStage` keeps every job's epoch checkpoints between cycles (merged, never
+guessed), projects running jobs with STEP beside the TDP baselines, and scores finished
+jobs once. It does no I/O: it reads what the Prometheus room fetched, and other rooms'
+figures (PRE forecasts of running jobs) come in through a callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from joulecast.estimator.prometheus.queries import EpochPoint, JobState
+from joulecast.estimator.records import FinishedJob, MethodProjection, float_or_none
+from joulecast.estimator.step.baselines import BaselineConfig, green_algorithms, mlco2
+from joulecast.estimator.step.trackrecord import ErrorEntry, JobFacts, TrackRecord, evaluate
+from joulecast.step import Checkpoint, Progress, Projection, StepConfig, StepError, project
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    step: StepConfig = field(default_factory=StepConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    pue: float = 1.0  # applied alike to STEP energy and power projections
+    track_epochs: tuple[int, ...] = (10, 15, 20)
+    finished_ttl_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: str
+    energy_so_far_j: float
+    epochs_completed: int
+    epochs_planned: int
+    methods: dict[str, MethodProjection]
+    stabilizing_epoch: int | None = None
+    window_start: int | None = None
+    window_end: int | None = None
+
+
+#: A running job's state -> projections of other methods to publish beside STEP's.
+ExtraMethods = Callable[[JobState], dict[str, MethodProjection]]
+
+
+@dataclass
+class _Job:
+    points: dict[int, EpochPoint] = field(default_factory=dict)
+    # STEP depends only on the checkpoints and the plan: reuse it until either changes.
+    step_key: tuple[int, int, int] | None = None
+    step: dict[str, Projection] = field(default_factory=dict)
+    progress: Progress | None = None
+    state: JobState | None = None
+    finished_at: float | None = None
+    evaluated: bool = False
+    last_seen: float = 0.0
+
+
+def progress_of(points: dict[int, EpochPoint], st: JobState | None) -> Progress | None:
+    """The job's consistent checkpoints (energy 0 at registration) as STEP progress."""
+    if st is None or not points:
+        return None
+    points = dict(points)
+    if 0 not in points and st.start_s is not None:
+        # A job's energy counter is 0 at registration, whether or not that was scraped.
+        points[0] = EpochPoint(0, st.start_s, 0.0)
+    cps: list[Checkpoint] = []
+    for p in sorted(points.values(), key=lambda p: p.epoch):
+        if cps and (p.time_s < cps[-1].time_s or p.energy_j < cps[-1].energy_j):
+            continue  # an exporter restart lost energy: keep the consistent prefix
+        cps.append(Checkpoint(p.epoch, p.time_s, p.energy_j))
+    try:
+        return Progress(tuple(cps), max(st.epochs_planned, cps[-1].epoch, 1))
+    except StepError:
+        return None
+
+
+def projected_duration(
+    st: JobState, progress: Progress | None, remaining_s: float | None
+) -> float | None:
+    if st.start_s is None or progress is None:
+        return None
+    if remaining_s is not None:
+        return progress.last.time_s - st.start_s + remaining_s
+    if progress.epochs_done > 0:
+        elapsed = progress.last.time_s - st.start_s
+        return elapsed / progress.epochs_done * max(st.epochs_planned, progress.epochs_done)
+    return None
+
+
+class StepStage:
+    def __init__(self, settings: StepSettings) -> None:
+        self.settings = settings
+        self._jobs: dict[str, _Job] = {}
+        self._track = TrackRecord()
+        self._finished_errors: list[ErrorEntry] = []
+
+    def merge(
+        self, history: dict[str, list[EpochPoint]], states: dict[str, JobState], now: float
+    ) -> None:
+        for job_id, points in history.items():
+            job = self._jobs.setdefault(job_id, _Job())
+            for p in points:
+                job.points.setdefault(p.epoch, p)
+            job.last_seen = now
+        for job_id, st in states.items():
+            job = self._jobs.setdefault(job_id, _Job())
+            if not st.features and job.state is not None:
+                # the info series can be missing from one answer (a relabel between
+                # running and finished): keep the features seen before
+                st.features = job.state.features
+            job.state = st
+            job.last_seen = now
+            if not st.running and job.finished_at is None:
+                job.finished_at = st.end_s or now
+
+    def project_all(self, extra: ExtraMethods | None = None) -> dict[str, JobResult]:
+        out = {}
+        for job_id, job in self._jobs.items():
+            result = self._project(job_id, job, extra)
+            if result is not None:
+                out[job_id] = result
+        return out
+
+    def _step(self, job: _Job, st: JobState) -> None:
+        key = (len(job.points), max(job.points, default=-1), st.epochs_planned)
+        if key != job.step_key:
+            job.step_key = key
+            job.progress = progress_of(job.points, st)
+            cfg = self.settings.step
+            job.step = project(job.progress, cfg) if job.progress is not None else {}
+
+    def _project(self, job_id: str, job: _Job, extra: ExtraMethods | None) -> JobResult | None:
+        st = job.state
+        if st is None or not st.running:
+            return None
+        self._step(job, st)
+        pue = self.settings.pue
+        methods: dict[str, MethodProjection] = {}
+        last: Projection | None = None
+        for method, pr in job.step.items():
+            assert job.progress is not None
+            methods[method] = MethodProjection(
+                energy_j=pr.energy_j * pue,
+                lower_j=pr.lower_j * pue,
+                upper_j=pr.upper_j * pue,
+                remaining_j=pr.remaining_j * pue,
+                end_s=job.progress.last.time_s + pr.remaining_s,
+            )
+            last = pr
+        if extra is not None:
+            for method, m in extra(st).items():
+                methods[method] = MethodProjection(
+                    m.energy_j * pue,
+                    None if m.lower_j is None else m.lower_j * pue,
+                    None if m.upper_j is None else m.upper_j * pue,
+                    end_s=m.end_s,
+                )
+        methods.update(self._baselines(st, job.progress, last))
+        return JobResult(
+            job_id=job_id,
+            energy_so_far_j=st.energy_j,
+            epochs_completed=st.epochs_completed,
+            epochs_planned=st.epochs_planned,
+            methods=methods,
+            stabilizing_epoch=last.stabilizing_epoch if last else None,
+            window_start=last.window_start if last else None,
+            window_end=last.window_end if last else None,
+        )
+
+    def _baselines(
+        self, st: JobState, progress: Progress | None, last: Projection | None
+    ) -> dict[str, MethodProjection]:
+        duration = projected_duration(st, progress, last.remaining_s if last else None)
+        if duration is None or st.tdp_w <= 0:
+            return {}
+        mem_gb = float_or_none(st.features.get("host_ram_gb"))
+        ga = green_algorithms(
+            st.tdp_w, duration, st.gpu_utilization, mem_gb, self.settings.baselines
+        )
+        return {
+            "mlco2": MethodProjection(mlco2(st.tdp_w, duration)),
+            "green_algorithms": MethodProjection(ga),
+        }
+
+    def evaluate_finished(self, now: float) -> list[FinishedJob]:
+        """Score each newly finished job once; return those that did not fail.
+
+        The track record scores only jobs that ran their planned epochs: a projection for
+        50 epochs is not wrong because the run stopped early at 12. A failed job is
+        neither scored nor handed on.
+        """
+        done = []
+        for job_id, job in self._jobs.items():
+            if job.finished_at is None or job.evaluated or job.state is None:
+                continue
+            job.evaluated = True
+            progress = progress_of(job.points, job.state)
+            st = job.state
+            if progress is None or progress.checkpoints[0].epoch != 0 or st.failed:
+                continue
+            measured = progress.last.energy_j - progress.checkpoints[0].energy_j
+            complete = progress.last.epoch >= st.epochs_planned
+            if complete:
+                self._score(job_id, st, progress, measured)
+            finished = FinishedJob(job_id, st, progress, measured, job.finished_at or now, complete)
+            done.append(finished)
+        return done
+
+    def _score(self, job_id: str, st: JobState, progress: Progress, measured: float) -> None:
+        facts = JobFacts(
+            st.tdp_w, st.gpu_utilization, float_or_none(st.features.get("host_ram_gb"))
+        )
+        s = self.settings
+        entries = evaluate(job_id, progress, measured, s.track_epochs, facts, s.step, s.baselines)
+        self._track.add(entries)
+        self._finished_errors.extend(entries)
+
+    def forget(self, now: float) -> None:
+        ttl = self.settings.finished_ttl_s
+        gone = [
+            j
+            for j, job in self._jobs.items()
+            if (job.finished_at is not None and now - job.finished_at > ttl)
+            or now - job.last_seen > ttl
+        ]
+        for j in gone:
+            del self._jobs[j]
+        if gone:
+            keep = set(self._jobs)
+            self._finished_errors = [e for e in self._finished_errors if e.job_id in keep]
+
+    def errors_by_job(self) -> tuple[ErrorEntry, ...]:
+        return tuple(self._finished_errors)
+
+    def summary(self) -> dict[tuple[str, int], tuple[int, float, float]]:
+        return self._track.summary()

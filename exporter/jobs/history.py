@@ -1,0 +1,52 @@
+"""A job's energy counter over the last minutes, to charge late markers at their own time.
+
+A training client measures its epoch-end time and may deliver the marker later (the
+exporter was restarting, a burst of epoch ends queued it). The registry records each live
+job's counter after every sampling round here and reads it back at the marker's time,
+interpolating between the two samples around it. Fixed memory per job: a ring of
+``capacity`` points at most ``min_step_s`` apart (default: 15 minutes at 0.5 s).
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+
+
+class EnergyHistory:
+    def __init__(self, capacity: int = 1800, min_step_s: float = 0.5) -> None:
+        self.capacity = capacity
+        self.min_step_s = min_step_s
+        self._t = array("d")
+        self._e = array("d")
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def add(self, t: float, energy_j: float) -> None:
+        if self._t and t - self._t[-1] < self.min_step_s:
+            if t >= self._t[-1]:
+                self._e[-1] = energy_j  # same slot: keep the newest reading
+                self._t[-1] = t
+            return
+        self._t.append(t)
+        self._e.append(energy_j)
+        if len(self._t) > self.capacity:  # amortised: drop the oldest tenth at once
+            drop = max(1, self.capacity // 10)
+            del self._t[:drop]
+            del self._e[:drop]
+
+    @property
+    def oldest(self) -> float | None:
+        return self._t[0] if self._t else None
+
+    def at(self, t: float) -> float | None:
+        """The counter at time ``t`` (linear between samples); None if ``t`` is before the
+        retained history or nothing is recorded."""
+        if not self._t or t < self._t[0]:
+            return None
+        if t >= self._t[-1]:
+            return self._e[-1]
+        i = bisect.bisect_right(self._t, t)
+        t0, t1, e0, e1 = self._t[i - 1], self._t[i], self._e[i - 1], self._e[i]
+        return e0 + (e1 - e0) * (t - t0) / (t1 - t0) if t1 > t0 else e1
