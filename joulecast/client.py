@@ -1,61 +1,55 @@
 """Training-side client: posts job and epoch markers to the node's exporter.
 
-Standard library only. The client never breaks a training run: when the exporter cannot be
-reached it warns once, keeps training, and tries again at the next marker.
+Standard library only. The client never breaks a training run and never loses a marker
+silently: markers go out in order from a background sender (training never waits on the
+network), are retried while the exporter is away, carry the epoch-end time measured here,
+and whatever could not be delivered is reported once when the job ends.
 
     import joulecast
     with joulecast.job("run-42", epochs=100, features={"batch_size": 64}) as job:
         for epoch in range(100):
             train_one_epoch()
-            job.epoch_end()
+            job.epoch_end({"loss": loss})
+
+The same job id entered again continues the job (a resumed run, or another rank of a
+distributed one); a ``with`` block left by an exception marks the job ``failed``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
-import urllib.error
-import urllib.request
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from joulecast.schema import (
+    MAX_EPOCHS,
     EpochMarker,
+    FinishMarker,
     JobFeatures,
     JobSpec,
     SchemaError,
+    metric_name,
     parse_features,
     parse_gpu_selector,
     validate_job_id,
 )
+from joulecast.sender import PostFn, Request, Response, Sender, http_post
 
 DEFAULT_URL = "http://127.0.0.1:9866"
+MAX_METRICS = 32
 log = logging.getLogger("joulecast")
 
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: dict[str, Any]
-
-
-def _post(url: str, payload: dict[str, Any], token: str | None, timeout: float) -> Response:
-    data = json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, method="POST")
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return Response(resp.status, json.loads(resp.read() or b"{}"))
-    except urllib.error.HTTPError as err:  # a 4xx/5xx answer is still an answer
-        try:
-            body = json.loads(err.read() or b"{}")
-        except ValueError:
-            body = {}
-        return Response(err.code, body)
+__all__ = [
+    "DEFAULT_URL",
+    "Job",
+    "Response",
+    "gpus_from_environment",
+    "job",
+    "rank_from_environment",
+]
 
 
 def _selector(env: Mapping[str, str], var: str) -> tuple[list[int], list[str]] | None:
@@ -93,8 +87,30 @@ def gpus_from_environment(env: Mapping[str, str] | None = None) -> tuple[list[in
     return [], []
 
 
+def rank_from_environment(env: Mapping[str, str] | None = None) -> int:
+    """This process's global rank in a distributed run: ``RANK`` (torchrun, Lightning),
+    else ``LOCAL_RANK`` (one node), else Slurm's ``SLURM_PROCID``; 0 when none is set."""
+    env = os.environ if env is None else env
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = env.get(var, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
 class Job:
-    """A registered training job. Use :func:`joulecast.job` to create one."""
+    """A training job as the exporter knows it. Use :func:`joulecast.job` to create one.
+
+    Only the process of global rank 0 posts epoch markers and the finish; every rank
+    registers, so that the exporter attributes all of the job's processes and GPUs.
+    """
 
     def __init__(
         self,
@@ -105,108 +121,301 @@ class Job:
         gpus: list[int | str] | None = None,
         url: str | None = None,
         token: str | None = None,
-        timeout: float = 1.0,
-        post: Callable[[str, dict[str, Any], str | None, float], Response] = _post,
+        timeout: float = 5.0,
+        post: PostFn = http_post,
         embedded: bool | Callable[[], float] = False,
+        start_epoch: int | None = None,
+        rank: int | None = None,
+        flush_timeout: float | None = None,
     ) -> None:
         self.job_id = validate_job_id(job_id)
         self.epochs_planned = int(epochs)
+        if not 1 <= self.epochs_planned <= MAX_EPOCHS:
+            raise SchemaError(f"'epochs' must be between 1 and {MAX_EPOCHS}")
         self.features: JobFeatures = parse_features(dict(features) if features else None)
         self.url = (url or os.environ.get("JOULECAST_URL") or DEFAULT_URL).rstrip("/")
         self.token = token if token is not None else os.environ.get("JOULECAST_TOKEN")
         self.timeout = timeout
-        self.epoch = 0
+        self.flush_timeout = (
+            flush_timeout
+            if flush_timeout is not None
+            else _env_float("JOULECAST_FLUSH_TIMEOUT", 30.0)
+        )
+        self.rank = rank_from_environment() if rank is None else int(rank)
+        self.start_epoch = start_epoch
+        self.epoch = start_epoch or 0
         self._post_fn = post
-        self._registered = False
-        self._warned = False
         if gpus is None:
             indices, uuids = gpus_from_environment()
             self._gpus: list[int | str] = [*indices, *uuids]
         else:
             self._gpus = list(gpus)
         self._listeners: list[Callable[[int], None]] = []
+        self._entered = False
+        self._finished = False
+        self._warned: set[str] = set()
+        self._sender: Sender | None = None
         self.embedded = None
         if embedded:
-            from joulecast.embedded import EmbeddedStep, NvmlEnergy
+            self._setup_embedded(embedded)
 
+    # -- pickling (Lightning ddp_spawn sends callbacks, and their job, to new processes) --
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_sender"] = None  # threads do not travel; the new process makes its own
+        state["_listeners"] = []
+        state["embedded"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    # -- embedded mode -------------------------------------------------------------------
+    def _setup_embedded(self, embedded: bool | Callable[[], float]) -> None:
+        from joulecast.embedded import EmbeddedStep, nvml_energy
+
+        if callable(embedded):
+            energy: Callable[[], float] | None = embedded
+            self._embedded_callable = True
+        else:
             gpu_indices = [g for g in self._gpus if isinstance(g, int)]
-            energy = embedded if callable(embedded) else NvmlEnergy(gpu_indices or None)
-            self.embedded = EmbeddedStep(self.epochs_planned, energy)
-            self._listeners.append(lambda epoch: self.embedded.on_epoch(epoch, self.epochs_planned))
+            energy = nvml_energy(gpu_indices or None)
+        if energy is None:
+            return
+        self.embedded = EmbeddedStep(self.epochs_planned, energy)
+        self._listeners.append(lambda epoch: self.embedded.on_epoch(epoch, self.epochs_planned))
 
-    # -- protocol -----------------------------------------------------------------------
+    @property
+    def _uses_exporter(self) -> bool:
+        """Embedded mode with an energy callable measures in process: no exporter."""
+        return not (self.embedded is not None and self._embedded_callable)
+
+    _embedded_callable = False
+
+    # -- protocol ------------------------------------------------------------------------
     def spec(self) -> JobSpec:
         indices, uuids = parse_gpu_selector(self._gpus) if self._gpus else ((), ())
-        pids = () if self._gpus else (os.getpid(),)
         return JobSpec(
             job_id=self.job_id,
             epochs_planned=self.epochs_planned,
             gpus=indices,
             gpu_uuids=uuids,
-            pids=pids,
+            pids=(os.getpid(),),
             features=self.features,
+            start_epoch=self.start_epoch,
         )
 
-    def _send(self, path: str, payload: dict[str, Any]) -> Response | None:
-        try:
-            resp = self._post_fn(self.url + path, payload, self.token, self.timeout)
-        except (OSError, ValueError) as err:  # refused, timeout, DNS, bad JSON
-            self._warn(f"joulecast exporter at {self.url} unreachable ({err}); training goes on")
-            return None
-        if resp.status >= 500 or resp.status in (401, 403, 429):
-            self._warn(f"joulecast exporter answered {resp.status}: {resp.body.get('error', '')}")
-        return resp
+    def _registration(self) -> Request:
+        return Request("/api/v1/jobs", self.spec().as_dict(), "registration")
 
-    def _warn(self, message: str) -> None:
-        if not self._warned:
+    def _get_sender(self) -> Sender:
+        if self._sender is None:
+            self._sender = Sender(
+                lambda: self.url,
+                token=self.token,
+                timeout=self.timeout,
+                post=self._post_fn,
+                on_delivered=self._delivered,
+                on_refused=self._refused,
+                on_unreachable=lambda msg: self._warn_once(
+                    "unreachable",
+                    f"joulecast exporter at {self.url} unreachable ({msg}); "
+                    "markers are kept and sent when it answers; training goes on",
+                ),
+            )
+        return self._sender
+
+    def _delivered(self, request: Request, resp: Response) -> Request | None:
+        if resp.status == 404 and request.what != "registration":
+            return self._registration()  # the exporter lost the job (state wiped)
+        return None
+
+    def _refused(self, request: Request, resp: Response) -> None:
+        log.warning(
+            "joulecast exporter refused %s of job %s (HTTP %d: %s)",
+            request.what,
+            self.job_id,
+            resp.status,
+            resp.body.get("error", "no reason given"),
+        )
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
             log.warning(message)
-            self._warned = True
 
     def register(self) -> bool:
-        resp = self._send("/api/v1/jobs", self.spec().as_dict())
-        # 409: already registered (a retry after a lost answer, or a restarted script).
-        self._registered = resp is not None and resp.status in (200, 201, 409)
-        if resp is not None and 400 <= resp.status < 500 and resp.status not in (409, 429):
-            self._warn(f"joulecast job rejected: {resp.body.get('error', resp.status)}")
-        return self._registered
+        """Register (or continue) the job now, waiting at most ``timeout`` s for the answer.
+
+        On success a job the exporter already knows is continued from the epoch it has
+        recorded (unless ``start_epoch`` says where the run resumes); when the exporter does
+        not answer, the registration is queued and sent when it does.
+        """
+        if not self._uses_exporter:
+            return False
+        try:
+            resp = self._post_fn(
+                self.url + "/api/v1/jobs", self.spec().as_dict(), self.token, min(self.timeout, 1.0)
+            )
+        except (OSError, ValueError):
+            self._get_sender().submit(self._registration())
+            return False
+        if resp.status in (200, 201):
+            done = resp.body.get("epochs_completed")
+            if self.start_epoch is None and isinstance(done, int) and self.rank == 0:
+                self.epoch = max(self.epoch, done)
+            return True
+        if resp.status in (429, 502, 503, 504):
+            self._get_sender().submit(self._registration())
+            return False
+        self._refused(self._registration(), resp)
+        return False
+
+    def resume_at(self, epoch: int) -> None:
+        """The run resumes after ``epoch`` (a framework restored a checkpoint): the next
+        marker is ``epoch + 1``, and the exporter forgets any epoch recorded after it."""
+        epoch = int(epoch)
+        if epoch == self.epoch and self.start_epoch == epoch:
+            return
+        self.start_epoch = epoch
+        self.epoch = epoch
+        if self._uses_exporter:
+            self._get_sender().submit(self._registration())
+
+    def set_planned(self, epochs: int) -> None:
+        """The plan as the framework knows it (``fit(epochs=)``, ``max_epochs``, ...)."""
+        epochs = int(epochs)
+        if 1 <= epochs <= MAX_EPOCHS and epochs != self.epochs_planned:
+            self.epochs_planned = epochs
+            if self.embedded is not None:
+                self.embedded.epochs_planned = epochs
+
+    def clean_metrics(self, metrics: Mapping[str, Any] | None) -> dict[str, float]:
+        """Metrics as the exporter takes them: Prometheus-style names, finite numbers only
+        (one warning per job for what is dropped), at most 32."""
+        clean: dict[str, float] = {}
+        for key, value in (metrics or {}).items():
+            number = _as_number(value)
+            if number is None:
+                continue
+            name = metric_name(key)
+            if name is None:
+                self._warn_once(f"name:{key}", f"joulecast: metric {key!r} has no usable name")
+                continue
+            if not math.isfinite(number):
+                self._warn_once(
+                    "nonfinite", f"joulecast: non-finite metric {key!r} = {number} not posted"
+                )
+                continue
+            if len(clean) >= MAX_METRICS and name not in clean:
+                self._warn_once(
+                    "many", f"joulecast: only the first {MAX_METRICS} metrics are posted"
+                )
+                continue
+            clean[name] = number
+        return clean
 
     def epoch_end(
-        self, metrics: Mapping[str, float] | None = None, *, epochs_planned: int | None = None
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        *,
+        epochs_planned: int | None = None,
+        epoch: int | None = None,
+        at: float | None = None,
     ) -> None:
-        """Mark the end of the next epoch (1, 2, ...). Never raises on transport errors."""
-        self.epoch += 1
+        """Mark the end of the next epoch (or of ``epoch``), measured now (or at ``at``).
+
+        Returns at once: the marker is queued for the background sender. Never raises.
+        """
+        self.epoch = int(epoch) if epoch is not None else self.epoch + 1
         if epochs_planned is not None:
-            self.epochs_planned = int(epochs_planned)
+            self.set_planned(epochs_planned)
         for listener in self._listeners:
             listener(self.epoch)
-        if not self._registered and not self.register():
+        if self.rank != 0 or not self._uses_exporter:
             return
-        clean = {k: float(v) for k, v in (metrics or {}).items() if _is_number(v)}
-        marker = EpochMarker(epoch=self.epoch, metrics=clean, epochs_planned=epochs_planned)
-        resp = self._send(f"/api/v1/jobs/{self.job_id}/epochs", marker.as_dict())
-        if resp is not None and resp.status == 404:  # exporter lost us (state dir wiped)
-            self._registered = False
+        marker = EpochMarker(
+            epoch=self.epoch,
+            metrics=self.clean_metrics(metrics),
+            epochs_planned=self.epochs_planned,
+            time=time.time() if at is None else at,
+        )
+        request = Request(
+            f"/api/v1/jobs/{self.job_id}/epochs", marker.as_dict(), f"epoch {self.epoch}"
+        )
+        self._get_sender().submit(request)
 
-    def finish(self) -> None:
-        if self._registered:
-            self._send(f"/api/v1/jobs/{self.job_id}/finish", {})
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued marker is delivered (at most ``timeout`` s)."""
+        if self._sender is None:
+            return True
+        return self._sender.flush(self.flush_timeout if timeout is None else timeout)
+
+    def finish(self, outcome: str = "finished") -> None:
+        """End the job (``finished``, also when stopped early, or ``failed``), deliver what is
+        queued within ``flush_timeout`` and report once what could not be delivered."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.embedded is not None:
+            self.embedded.finish()
+        if not self._uses_exporter:
+            return
+        if self.rank == 0:
+            payload = FinishMarker(outcome).as_dict()
+            self._get_sender().submit(
+                Request(f"/api/v1/jobs/{self.job_id}/finish", payload, "finish")
+            )
+        self.close()
+
+    def close(self) -> int:
+        """Flush and stop the sender; returns (and reports once) what was not delivered."""
+        if self._sender is None:
+            return 0
+        lost = self._sender.close(self.flush_timeout)
+        if lost:
+            log.warning(
+                "joulecast: %d marker(s) of job %s could not be delivered to %s within %.0f s "
+                "(last error: %s)",
+                lost,
+                self.job_id,
+                self.url,
+                self.flush_timeout,
+                self._sender.last_error or "queue full",
+            )
+        self._sender = None
+        return lost
 
     def add_listener(self, fn: Callable[[int], None]) -> None:
         """Call ``fn(epoch)`` at every epoch end (used by the embedded STEP mode)."""
         self._listeners.append(fn)
 
     def __enter__(self) -> Job:
+        self._entered = True
         if self.embedded is not None:
             self.embedded.start()
         self.register()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.finish()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        failed = exc_type is not None and not issubclass(exc_type, (KeyboardInterrupt, SystemExit))  # type: ignore[arg-type]
+        self.finish("failed" if failed else "finished")
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+def _as_number(v: Any) -> float | None:
+    """A metric value as a float: Python and NumPy numbers, 0-d tensors; else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    item = getattr(v, "item", None)  # numpy scalars, torch/jax 0-d arrays
+    if callable(item):
+        try:
+            out = item()
+        except (TypeError, ValueError, RuntimeError):
+            return None
+        return float(out) if isinstance(out, (int, float)) and not isinstance(out, bool) else None
+    return None
 
 
 def job(job_id: str, epochs: int, **kwargs: Any) -> Job:

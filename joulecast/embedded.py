@@ -67,6 +67,32 @@ class NvmlEnergy:
             return self._joules
 
 
+def nvml_energy(gpus: Sequence[int] | None = None) -> Callable[[], float] | None:
+    """NVML energy of ``gpus``, or None (said once) where NVML cannot be used: training
+    goes on without a projection."""
+    try:
+        return NvmlEnergy(gpus)
+    except Exception as err:  # no pynvml, no driver (NVMLError_LibraryNotFound), no GPU
+        log.warning(
+            "joulecast embedded mode cannot measure GPU energy here (%s: %s); "
+            "training goes on without a projection",
+            type(err).__name__,
+            err,
+        )
+        return None
+
+
+def format_energy(joules: float) -> str:
+    """Joules in the unit that reads best: J, kJ, MJ or kWh."""
+    if abs(joules) >= 3.6e6:
+        return f"{joules / 3.6e6:.3f} kWh"
+    if abs(joules) >= 1e5:
+        return f"{joules / 1e6:.2f} MJ"
+    if abs(joules) >= 1e3:
+        return f"{joules / 1e3:.2f} kJ"
+    return f"{joules:.1f} J"
+
+
 class EmbeddedStep:
     def __init__(
         self,
@@ -88,6 +114,7 @@ class EmbeddedStep:
         self._origin = 0.0
         self.last: dict[str, Projection] = {}
         self._reported: float | None = None
+        self.first: tuple[int, float] | None = None  # (epoch, energy) of the first projection
 
     def start(self) -> None:
         self._origin = self._energy()
@@ -98,7 +125,12 @@ class EmbeddedStep:
             self.start()
         if epochs_planned:
             self.epochs_planned = epochs_planned
-        energy = max(self._energy() - self._origin, self._checkpoints[-1].energy_j)
+        try:
+            measured = self._energy() - self._origin
+        except Exception as err:  # a failing meter must not stop training
+            log.warning("joulecast: energy reading failed (%s); epoch %d not projected", err, epoch)
+            return self.last
+        energy = max(measured, self._checkpoints[-1].energy_j)
         self._checkpoints.append(Checkpoint(epoch, self._clock(), energy))
         self.last = project(Progress(tuple(self._checkpoints), self.epochs_planned), self._config)
         pr = self.last.get("step_epoch")
@@ -107,9 +139,25 @@ class EmbeddedStep:
             or abs(pr.energy_j - self._reported) > self._report_change * self._reported
         ):
             self._reported = pr.energy_j
+            if self.first is None:
+                self.first = (epoch, pr.energy_j)
             self._report(
-                f"joulecast: projected total {pr.energy_j / 3.6e6:.3f} kWh "
-                f"[{pr.lower_j / 3.6e6:.3f}, {pr.upper_j / 3.6e6:.3f}] after epoch {epoch}/{self.epochs_planned} "
-                f"(stable from epoch {pr.stabilizing_epoch}; {pr.remaining_s / 60:.1f} min left)"
+                f"joulecast: projected total {format_energy(pr.energy_j)} "
+                f"[{format_energy(pr.lower_j)}, {format_energy(pr.upper_j)}] after epoch "
+                f"{epoch}/{self.epochs_planned} (stable from epoch {pr.stabilizing_epoch}; "
+                f"{pr.remaining_s / 60:.1f} min left)"
             )
         return self.last
+
+    def finish(self) -> str | None:
+        """The final line: measured total, and how far the first projection was from it."""
+        if len(self._checkpoints) < 2:
+            return None
+        last = self._checkpoints[-1]
+        line = f"joulecast: measured total {format_energy(last.energy_j)} over {last.epoch} epochs"
+        if self.first is not None and last.energy_j > 0:
+            epoch, projected = self.first
+            err = (projected - last.energy_j) / last.energy_j
+            line += f"; the first projection (epoch {epoch}) was {err:+.1%} off"
+        self._report(line)
+        return line

@@ -24,10 +24,11 @@ class EnergyHistory:
         return len(self._t)
 
     def add(self, t: float, energy_j: float) -> None:
-        if self._t and t - self._t[-1] < self.min_step_s:
-            if t >= self._t[-1]:
-                self._e[-1] = energy_j  # same slot: keep the newest reading
-                self._t[-1] = t
+        if self._t and t < self._t[-1]:
+            return  # the clock went back: keep what is ordered
+        if len(self._t) >= 2 and t - self._t[-2] < self.min_step_s:
+            self._t[-1] = t  # the newest point moves until it is a step past the one before
+            self._e[-1] = energy_j
             return
         self._t.append(t)
         self._e.append(energy_j)

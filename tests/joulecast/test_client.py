@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import time
 
 import pytest
 
 import joulecast
-from joulecast.client import gpus_from_environment
+from joulecast.client import gpus_from_environment, rank_from_environment
+from tests.conftest import http
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_context_manager_posts_markers(make_exporter):
@@ -23,24 +33,176 @@ def test_context_manager_posts_markers(make_exporter):
     assert record.last_metrics == {"loss": 0.1}
 
 
-def test_exporter_down_warns_once_and_training_goes_on(caplog):
+def test_exporter_down_warns_once_and_reports_what_was_not_delivered(caplog):
     caplog.set_level(logging.WARNING, logger="joulecast")
-    with joulecast.job("offline", epochs=5, url="http://127.0.0.1:9", gpus=[0]) as job:
+    started = time.monotonic()
+    with joulecast.job(
+        "offline", epochs=5, url="http://127.0.0.1:9", gpus=[0], flush_timeout=0.5
+    ) as job:
         for _ in range(5):
             job.epoch_end()
     assert job.epoch == 5
-    warnings = [r for r in caplog.records if "unreachable" in r.message]
-    assert len(warnings) == 1
+    assert time.monotonic() - started < 10  # training never waited on the network
+    messages = [r.message for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1
+    lost = [m for m in messages if "could not be delivered" in m]
+    assert len(lost) == 1 and "7 marker(s)" in lost[0]  # registration, 5 epochs, finish
 
 
-def test_exporter_coming_up_late_gets_the_job(make_exporter):
-    job = joulecast.job("late", epochs=4, url="http://127.0.0.1:9", gpus=[0])
-    job.register()
-    job.epoch_end()
+class Forwarder:
+    """A loopback TCP forwarder the test opens and closes: the exporter 'away' and 'back'
+    for the client while it keeps measuring."""
+
+    def __init__(self, port: int, target: int) -> None:
+        import socketserver
+        import threading
+
+        class Pipe(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                up = socket.create_connection(("127.0.0.1", target))
+                for a, b in ((self.request, up), (up, self.request)):
+                    threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+                self.done = threading.Event()
+                self.done.wait(30)
+
+            @staticmethod
+            def pump(a: socket.socket, b: socket.socket) -> None:
+                try:
+                    while data := a.recv(65536):
+                        b.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    for s in (a, b):
+                        with contextlib.suppress(OSError):
+                            s.shutdown(socket.SHUT_RDWR)
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Pipe)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_markers_queued_while_the_exporter_is_away_are_all_delivered(make_exporter):
+    """The exporter is unreachable for the first half of the run: every epoch is recorded,
+    charged the job's energy at its own end time, not at its late delivery."""
     exp = make_exporter("--backend", "simulated")
-    job.url = exp.url
-    job.epoch_end()  # registers now; epoch 1 was never seen, epoch 2 is accepted
-    assert exp.registry.get("late").epochs_completed == 2
+    port = free_port()
+    job = joulecast.job(
+        "late", epochs=6, url=f"http://127.0.0.1:{port}", gpus=[0], flush_timeout=20
+    )
+    assert http("POST", exp.url + "/api/v1/jobs", job.spec().as_dict())[0] == 201
+    job.__enter__()  # cannot reach the exporter: queued
+    ends = []
+    for half in (0, 1):
+        if half == 1:
+            forwarder = Forwarder(port, int(exp.url.rsplit(":", 1)[1]))
+        for _ in range(3):
+            time.sleep(0.4)
+            job.epoch_end({"loss": 1.0})
+            ends.append(time.time())
+    job.__exit__(None, None, None)
+    forwarder.close()
+    record = exp.registry.get("late")
+    assert record.epochs_completed == 6 and record.outcome == "finished"
+    epochs = exp.registry.epochs("late")
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5, 6]
+    for e, end in zip(epochs, ends, strict=True):
+        assert end - 0.05 < e["timestamp"] <= end, (epochs, ends)
+    energies = [0.0] + [e["energy_joules"] for e in epochs]
+    per_epoch = [b - a for a, b in zip(energies, energies[1:], strict=False)]
+    # equal epochs at a steady simulated load: no burst of near-zero deltas at delivery
+    assert min(per_epoch[1:]) > 0.5 * max(per_epoch[1:]), per_epoch
+
+
+def test_crash_marks_the_job_failed_and_resume_continues_it(make_exporter):
+    exp = make_exporter("--backend", "simulated")
+    with (
+        pytest.raises(RuntimeError),
+        joulecast.job("crashy", epochs=6, url=exp.url, gpus=[0]) as job,
+    ):
+        for epoch in range(1, 7):
+            job.epoch_end({"e": epoch})
+            if epoch == 3:
+                raise RuntimeError("out of memory")
+    assert exp.registry.get("crashy").outcome == "failed"
+    # the script restarts from its checkpoint of epoch 2 (epoch 3 is trained again)
+    with joulecast.job("crashy", epochs=6, url=exp.url, gpus=[0], start_epoch=2) as job:
+        for epoch in range(3, 7):
+            job.epoch_end({"e": 10 * epoch})
+    record = exp.registry.get("crashy")
+    assert record.epochs_completed == 6 and record.outcome == "finished"
+    got = [(e["epoch"], e["metrics"]["e"]) for e in exp.registry.epochs("crashy")]
+    assert got == [(1, 1), (2, 2), (3, 30), (4, 40), (5, 50), (6, 60)]
+
+
+def test_kill_then_rerun_continues_from_the_recorded_epoch(make_exporter):
+    """No finish was posted (kill -9); a plain loop without start_epoch continues."""
+    exp = make_exporter("--backend", "simulated")
+    first = joulecast.job("killed", epochs=5, url=exp.url, gpus=[0])
+    first.__enter__()
+    first.epoch_end()
+    first.epoch_end()
+    assert first.flush(5)
+    with joulecast.job("killed", epochs=5, url=exp.url, gpus=[0]) as job:
+        assert job.epoch == 2
+        for _ in range(3):
+            job.epoch_end()
+    assert [e["epoch"] for e in exp.registry.epochs("killed")] == [1, 2, 3, 4, 5]
+
+
+def test_odd_metric_names_and_non_finite_values(make_exporter, caplog):
+    caplog.set_level(logging.WARNING, logger="joulecast")
+    exp = make_exporter("--backend", "simulated")
+    with joulecast.job("odd", epochs=2, url=exp.url, gpus=[0]) as job:
+        job.epoch_end({"val_acc@1": 0.5, "val/loss": 1.5, "inf": float("inf")})
+        job.epoch_end({"val_acc@1": 0.6, "nan": float("nan"), "1st": 2})
+    epochs = exp.registry.epochs("odd")
+    assert [e["metrics"] for e in epochs] == [
+        {"val_acc_1": 0.5, "val_loss": 1.5},
+        {"val_acc_1": 0.6, "_1st": 2.0},
+    ]
+    assert sum("non-finite" in r.message for r in caplog.records) == 1
+
+
+def test_a_refused_marker_is_a_warning_that_names_it(make_exporter, caplog):
+    caplog.set_level(logging.WARNING, logger="joulecast")
+    exp = make_exporter("--backend", "simulated")
+    with joulecast.job("refused", epochs=3, url=exp.url, gpus=[0]) as job:
+        job.epoch_end()
+        job.epoch_end(epoch=1, metrics={"other": 1})  # conflicts with the recorded epoch 1
+    refused = [r.message for r in caplog.records if "refused" in r.message]
+    assert len(refused) == 1 and "epoch 1 of job refused (HTTP 409" in refused[0]
+
+
+def test_only_rank_zero_posts_markers_and_every_rank_attaches(make_exporter):
+    exp = make_exporter("--backend", "simulated", "--simulated-gpus", "2")
+    rank1 = joulecast.job("ddp", epochs=2, url=exp.url, gpus=[1], rank=1)
+    rank1.__enter__()
+    with joulecast.job("ddp", epochs=2, url=exp.url, gpus=[0], rank=0) as job:
+        job.epoch_end()
+        rank1.epoch_end()
+        job.epoch_end()
+        rank1.epoch_end()
+    rank1.__exit__(None, None, None)
+    record = exp.registry.get("ddp")
+    assert record.gpus == (0, 1) and record.epochs_completed == 2 and not record.live
+
+
+def test_a_job_pickles_without_its_sender(make_exporter):
+    import pickle
+
+    exp = make_exporter("--backend", "simulated")
+    with joulecast.job("pickled", epochs=3, url=exp.url, gpus=[0]) as job:
+        job.epoch_end()
+        clone = pickle.loads(pickle.dumps(job))
+        clone.epoch_end()
+        assert clone.flush(5)
+    assert exp.registry.get("pickled").epochs_completed == 2
 
 
 def test_bad_arguments_raise_at_once():
@@ -95,6 +257,35 @@ def test_embedded_mode_projects_in_process(caplog):
                 assert pr.energy_j == pytest.approx(3000 + 19 * 1000)
     reports = [r.message for r in caplog.records if "projected total" in r.message]
     assert len(reports) == 1 and "after epoch 6/20" in reports[0]
+    assert "22.00 kJ" in reports[0]  # 22 kJ, not "0.006 kWh"
+    final = [r.message for r in caplog.records if "measured total" in r.message]
+    assert final == [
+        "joulecast: measured total 22.00 kJ over 20 epochs; "
+        "the first projection (epoch 6) was +0.0% off"
+    ]
+    assert not [r for r in caplog.records if "unreachable" in r.message]  # no exporter asked
+
+
+def test_embedded_mode_without_nvml_never_raises(monkeypatch, caplog):
+    import sys
+
+    caplog.set_level(logging.WARNING, logger="joulecast")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails as without the package
+    with joulecast.job(
+        "no-gpu", epochs=3, url="http://127.0.0.1:9", embedded=True, flush_timeout=0.2
+    ) as job:
+        for _ in range(3):
+            job.epoch_end()
+    assert job.embedded is None
+    assert sum("cannot measure GPU energy" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    "env, rank",
+    [({}, 0), ({"RANK": "3"}, 3), ({"LOCAL_RANK": "1"}, 1), ({"SLURM_PROCID": "2"}, 2)],
+)
+def test_rank_from_environment(env, rank):
+    assert rank_from_environment(env) == rank
 
 
 def test_embedded_nvml_energy_uses_the_counter_or_integrates_power(monkeypatch):
