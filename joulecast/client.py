@@ -153,6 +153,8 @@ class Job:
         self._listeners: list[Callable[[int], None]] = []
         self._entered = False
         self._finished = False
+        self._marked = False  # a marker was made in this process
+        self._registered_pid: int | None = None
         self._warned: set[str] = set()
         self._sender: Sender | None = None
         self.embedded = None
@@ -165,6 +167,8 @@ class Job:
         state["_sender"] = None  # threads do not travel; the new process makes its own
         state["_listeners"] = []
         state["embedded"] = None
+        state["_marked"] = False
+        state["_registered_pid"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -253,6 +257,7 @@ class Job:
         """
         if not self._uses_exporter:
             return False
+        self._registered_pid = os.getpid()
         try:
             resp = self._post_fn(
                 self.url + "/api/v1/jobs", self.spec().as_dict(), self.token, min(self.timeout, 1.0)
@@ -270,6 +275,12 @@ class Job:
             return False
         self._refused(self._registration(), resp)
         return False
+
+    def attach(self) -> None:
+        """Register this process with the job unless it already did (a rank of a
+        distributed run started by the framework, e.g. ``ddp_spawn``)."""
+        if self._registered_pid != os.getpid():
+            self.register()
 
     def resume_at(self, epoch: int) -> None:
         """The run resumes after ``epoch`` (a framework restored a checkpoint): the next
@@ -327,6 +338,9 @@ class Job:
 
         Returns at once: the marker is queued for the background sender. Never raises.
         """
+        if epoch is not None and int(epoch) != self.epoch + 1 and not self._marked:
+            self.resume_at(int(epoch) - 1)  # a framework resumed from a checkpoint
+        self._marked = True
         self.epoch = int(epoch) if epoch is not None else self.epoch + 1
         if epochs_planned is not None:
             self.set_planned(epochs_planned)
@@ -385,6 +399,14 @@ class Job:
             )
         self._sender = None
         return lost
+
+    def train_end(self) -> None:
+        """A framework's training ended: inside a ``with`` block deliver what is queued
+        (the block finishes the job); without one, finish the job here."""
+        if self._entered:
+            self.flush()
+        else:
+            self.finish()
 
     def add_listener(self, fn: Callable[[int], None]) -> None:
         """Call ``fn(epoch)`` at every epoch end (used by the embedded STEP mode)."""

@@ -28,6 +28,7 @@ ApiHandler = Callable[[str, str, Mapping[str, str], bytes], tuple[int, dict[str,
 class ServiceServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # listen backlog: bursts of simultaneous epoch ends and scrapes
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,11 +29,20 @@ def missing_shared() -> dict[str, str]:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     missing = missing_shared()
     if not missing:
-        return [f"development data: {SHARED} (all present)"]
-    head = f"development data: {len(missing)} of {len(SHARED_FILES)} missing under {SHARED}"
-    return [head + "; these tests are skipped:"] + [
-        f"  ../shared/{rel}: {why}" for rel, why in missing.items()
-    ]
+        lines = [f"development data: {SHARED} (all present)"]
+    else:
+        head = f"development data: {len(missing)} of {len(SHARED_FILES)} missing under {SHARED}"
+        lines = [head + "; these tests are skipped:"] + [
+            f"  ../shared/{rel}: {why}" for rel, why in missing.items()
+        ]
+    frameworks = os.environ.get("JOULECAST_FRAMEWORKS_PYTHON", "")
+    lines.append(
+        f"training frameworks: {frameworks}"
+        if frameworks
+        else "training frameworks: none (JOULECAST_FRAMEWORKS_PYTHON unset): "
+        "tests/frameworks is skipped; scripts/test.sh sets it up"
+    )
+    return lines
 
 
 def shared_path(rel: str) -> Path:

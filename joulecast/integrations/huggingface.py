@@ -1,33 +1,92 @@
-"""Hugging Face ``Trainer`` callback: ``Trainer(callbacks=[joulecast.integrations.huggingface.callback(job)])``."""
+"""Hugging Face ``Trainer`` callback::
+
+    from joulecast.integrations import huggingface as jc_hf
+    trainer = Trainer(model, args, callbacks=[jc_hf.callback(job)])
+
+An epoch's marker carries that epoch's metrics: the Trainer evaluates and logs after
+``on_epoch_end``, so the marker is taken (with its end time) at the epoch end and posted
+once that epoch's evaluation and logs are in, or when the next epoch starts, or when
+training ends. Planned epochs come from ``num_train_epochs`` (``max_steps`` rounded up);
+``resume_from_checkpoint`` resumes the job at the restored epoch.
+"""
 
 from __future__ import annotations
 
-import importlib
+import functools
+import math
+import time
 from typing import Any
 
 from joulecast.client import Job
+from joulecast.integrations._lazy import first_importable
 
 
-def _base() -> type:
-    try:
-        return importlib.import_module("transformers").TrainerCallback
-    except (ImportError, AttributeError) as err:
-        raise ImportError(
-            "joulecast.integrations.huggingface needs transformers installed"
-        ) from err
+@functools.cache
+def _callback_class() -> type:
+    base = first_importable([("transformers", "TrainerCallback")], "transformers")
+
+    class JoulecastTrainerCallback(base):  # type: ignore[misc, valid-type]
+        def __init__(self, job: Job) -> None:
+            super().__init__()
+            self.job = job
+            self._pending: tuple[int, float, dict[str, Any]] | None = None
+
+        def _post(self) -> None:
+            if self._pending is not None:
+                epoch, at, metrics = self._pending
+                self._pending = None
+                self.job.epoch_end(metrics, epoch=epoch, at=at)
+
+        @staticmethod
+        def _planned(state: Any) -> int | None:
+            epochs = getattr(state, "num_train_epochs", None)
+            if isinstance(epochs, (int, float)) and epochs > 0:
+                return math.ceil(epochs)
+            return None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if not getattr(state, "is_world_process_zero", True):
+                self.job.rank = max(self.job.rank, 1)
+            planned = self._planned(state)
+            if planned:
+                self.job.set_planned(planned)
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._post()
+            epoch = max(1, math.ceil((getattr(state, "epoch", 0) or 0) - 1e-6))
+            self._pending = (epoch, time.time(), {})
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if self._pending is not None and logs:
+                self._pending[2].update(
+                    {k: v for k, v in logs.items() if k not in ("epoch", "step")}
+                )
+
+        def on_evaluate(
+            self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+        ) -> None:
+            if self._pending is not None:
+                self._pending[2].update({k: v for k, v in (metrics or {}).items() if k != "epoch"})
+                self._post()
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._post()
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._post()
+            self.job.train_end()
+
+    JoulecastTrainerCallback.__module__ = __name__
+    JoulecastTrainerCallback.__qualname__ = "JoulecastTrainerCallback"
+    return JoulecastTrainerCallback
+
+
+def __getattr__(name: str) -> Any:
+    if name == "JoulecastTrainerCallback":
+        return _callback_class()
+    raise AttributeError(name)
 
 
 def callback(job: Job) -> Any:
-    class JoulecastTrainerCallback(_base()):  # type: ignore[misc]
-        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            metrics = {}
-            history = getattr(state, "log_history", None) or []
-            for k, v in (history[-1] if history else {}).items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    metrics[k] = float(v)
-            job.epoch_end(metrics)
-
-        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            job.finish()
-
-    return JoulecastTrainerCallback()
+    """A ``transformers.TrainerCallback`` that marks every epoch of ``job``."""
+    return _callback_class()(job)

@@ -1,28 +1,58 @@
-"""Keras callback: ``model.fit(..., callbacks=[joulecast.integrations.keras.callback(job)])``."""
+"""Keras callback (Keras 3 on any backend, or tf.keras)::
+
+    from joulecast.integrations import keras as jc_keras
+    model.fit(x, y, epochs=15, callbacks=[jc_keras.callback(job)])
+
+Planned epochs come from ``fit(epochs=)``; ``fit(initial_epoch=k)`` resumes the job after
+epoch k; early stopping finishes it with the epochs really run.
+"""
 
 from __future__ import annotations
 
-import importlib
+import functools
 from typing import Any
 
 from joulecast.client import Job
+from joulecast.integrations._lazy import first_importable
 
 
-def _base() -> type:
-    for name in ("keras", "tensorflow.keras"):
-        try:
-            return importlib.import_module(name).callbacks.Callback
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError("joulecast.integrations.keras needs keras or tensorflow installed")
+@functools.cache
+def _callback_class() -> type:
+    base = first_importable(
+        [("keras.callbacks", "Callback"), ("tensorflow.keras.callbacks", "Callback")], "keras"
+    )
+
+    class JoulecastKerasCallback(base):  # type: ignore[misc, valid-type]
+        def __init__(self, job: Job) -> None:
+            super().__init__()
+            self.job = job
+
+        def _planned(self) -> int | None:
+            epochs = (getattr(self, "params", None) or {}).get("epochs")
+            return int(epochs) if isinstance(epochs, int) and epochs > 0 else None
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            planned = self._planned()
+            if planned:
+                self.job.set_planned(planned)
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.job.epoch_end(logs or {}, epoch=epoch + 1, epochs_planned=self._planned())
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            self.job.train_end()
+
+    JoulecastKerasCallback.__module__ = __name__
+    JoulecastKerasCallback.__qualname__ = "JoulecastKerasCallback"
+    return JoulecastKerasCallback
+
+
+def __getattr__(name: str) -> Any:
+    if name == "JoulecastKerasCallback":
+        return _callback_class()
+    raise AttributeError(name)
 
 
 def callback(job: Job) -> Any:
-    class JoulecastKerasCallback(_base()):  # type: ignore[misc]
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            job.epoch_end(logs or {})
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            job.finish()
-
-    return JoulecastKerasCallback()
+    """A ``keras.callbacks.Callback`` that marks every epoch of ``job``."""
+    return _callback_class()(job)
