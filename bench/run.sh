@@ -3,9 +3,10 @@
 # writes JSON to bench/results/. Full sets: see each script's --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
+PY="${PYTHON:-.venv/bin/python}"
 echo "== STEP accuracy (real traces)";           "$PY" bench/step_bench.py
 echo "== PRE accuracy (reference runs)";         "$PY" bench/pre_bench.py --quick
 echo "== PRE forecast latency";                 "$PY" bench/pre_latency.py
+echo "== marker delivery";                       "$PY" bench/marker_bench.py
 echo "== exporter cost";                         "$PY" bench/exporter_bench.py --scrapes 100 --idle-seconds 5
 echo "== estimator scale";                       "$PY" bench/estimator_scale.py --jobs 100 1000 --fill 30 --cycles 3

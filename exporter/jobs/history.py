@@ -4,7 +4,8 @@ A training client measures its epoch-end time and may deliver the marker later (
 exporter was restarting, a burst of epoch ends queued it). The registry records each live
 job's counter after every sampling round here and reads it back at the marker's time,
 interpolating between the two samples around it. Fixed memory per job: a ring of
-``capacity`` points at most ``min_step_s`` apart (default: 15 minutes at 0.5 s).
+``capacity`` points at most ``min_step_s`` apart (default: 10 minutes at the sampler's
+10 Hz; 96 KB a live job).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from array import array
 
 
 class EnergyHistory:
-    def __init__(self, capacity: int = 1800, min_step_s: float = 0.5) -> None:
+    def __init__(self, capacity: int = 6000, min_step_s: float = 0.1) -> None:
         self.capacity = capacity
         self.min_step_s = min_step_s
         self._t = array("d")
