@@ -68,6 +68,14 @@ class ServiceCollector(Collector):
         for kind, count in sorted(s.errors.items()):
             errors.add_metric([kind], count)
         yield errors
+        skipped = CounterMetricFamily(
+            "joulecast_estimator_skipped_samples",
+            "Samples from Prometheus left out as non-finite or out of range, by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(s.skipped_samples.items()):
+            skipped.add_metric([kind], count)
+        yield skipped
 
 
 def room_collectors(snapshot: Callable[[], EstimatorSnapshot], version: str) -> list[Collector]:

@@ -66,6 +66,7 @@ class EstimatorSnapshot:
     stale_since_s: float | None = None
     cycles: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    skipped_samples: dict[str, int] = field(default_factory=dict)  # totals, by kind
 
 
 class Estimator:
@@ -85,6 +86,7 @@ class Estimator:
         self.pre = PreStage(pre_models, retrainer)
         self._clock = clock
         self._errors: dict[str, int] = {}
+        self._skipped: dict[str, int] = {}
         self._lock = threading.Lock()
         self._snapshot = EstimatorSnapshot()
         self._last_success: float | None = None
@@ -119,6 +121,8 @@ class Estimator:
             tsdb = self._fetch(now)
         except PromError as err:
             return self._failed(err, now, start, self.client.queries - q0)
+        for kind, n in tsdb.skipped.items():
+            self._skipped[kind] = self._skipped.get(kind, 0) + n
         self.step.merge(tsdb.history, tsdb.states, now)
         jobs = self.step.project_all(self.pre.for_running if self.pre.enabled else None)
         queue = (
@@ -148,6 +152,7 @@ class Estimator:
             stale=False,
             cycles=self._snapshot.cycles + 1,
             errors=dict(self._errors),
+            skipped_samples=dict(self._skipped),
         )
         with self._lock:
             self._snapshot = snap

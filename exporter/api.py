@@ -84,6 +84,8 @@ class MarkerApi:
             return json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as err:
             raise SchemaError(f"request body is not valid JSON: {err}") from err
+        except RecursionError:
+            raise SchemaError("request body is nested too deeply") from None
 
     def _dispatch(self, method: str, rest: list[str], body: bytes, route: str) -> ApiResponse:
         reg = self._registry

@@ -2,9 +2,11 @@
 
 One port serves ``/metrics`` (rendered by a callable, so this module needs no
 prometheus_client), ``/healthz`` (200 or 503 with a JSON body), an optional landing page,
-and a JSON API under ``/api/``. Request bodies are bounded (413), chunked bodies refused
-(411), a stalled client is dropped after 10 s, and an unexpected error answers 500 and is
-logged: a request never takes the server down.
+and a JSON API under ``/api/``. Every request's body is read whole before it is answered,
+with a strict ``Content-Length`` (digits only, one value) and a bound (413); chunked
+bodies are refused (411); a body that stops short is 400 or 408; each of these closes the
+connection, so no byte of a body is ever parsed as the next request. Every error is JSON,
+also for unknown methods, and an unexpected error answers 500 without a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -63,14 +66,36 @@ class _Handler(BaseHTTPRequestHandler):
     server: ServiceServer
     timeout = 10  # a client that stalls mid-request is dropped
     protocol_version = "HTTP/1.1"
+    # headers and body leave in one segment: no Nagle / delayed-ACK stall on keep-alive
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         log.debug("%s %s", self.address_string(), format % args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Every error is JSON, also those http.server answers itself (a bad request line,
+        an unknown method), and the connection is closed after it."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # a method with no handler, e.g. "get"
+            code, message = 405, f"method {getattr(self, 'command', '')!r} is not allowed"
+        self.close_connection = True
+        body = json.dumps({"error": message or HTTPStatus(code).phrase}).encode()
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if getattr(self, "command", "") != "HEAD" and code >= 200:
+                self.wfile.write(body)
+        except OSError:
+            pass
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -80,38 +105,46 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.observe(self.command, route, status)
         self._send(status, json.dumps(body).encode(), "application/json")
 
+    def _refuse(self, status: int, message: str) -> None:
+        self.close_connection = True  # what follows on this connection cannot be trusted
+        self._send_api(status, {"error": message}, "other")
+
     def _read_body(self) -> bytes | None:
-        """The request body, or None after answering a 4xx for a bad one."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self._send_api(
-                411, {"error": "chunked bodies are not accepted; send Content-Length"}, "other"
-            )
+        """The whole request body, read before anything is answered (so no byte of it can
+        be taken for the next request), or None after a 4xx that closes the connection."""
+        if "Transfer-Encoding" in self.headers:
+            self._refuse(411, "Transfer-Encoding is not accepted; send Content-Length")
             return None
-        raw = self.headers.get("Content-Length")
-        if raw is None:
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
             return b""
-        try:
-            length = int(raw)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._send_api(400, {"error": "invalid Content-Length"}, "other")
+        raw = values[0].strip()
+        if len(set(v.strip() for v in values)) != 1 or not (raw.isascii() and raw.isdigit()):
+            self._refuse(400, "invalid Content-Length")
             return None
+        length = int(raw)
         if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send_api(413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}, "other")
+            self._refuse(413, f"body larger than {MAX_BODY_BYTES} bytes")
             return None
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self._refuse(408, f"the body did not arrive within {self.timeout} s")
+            return None
+        if len(body) < length:
+            self._refuse(400, "body shorter than its Content-Length")
+            return None
+        return body
 
     def _dispatch(self) -> None:
         try:
+            body = self._read_body()
+            if body is None:
+                return
             path = self.path.split("?", 1)[0]
             if path.startswith("/api/"):
                 if self.server.api is None:
                     self._send_api(404, {"error": self.server.no_api_message}, "other")
-                    return
-                body = self._read_body() if self.command in ("POST", "PUT", "PATCH") else b""
-                if body is None:
                     return
                 self._send_api(*self.server.api(self.command, self.path, self.headers, body))
             elif self.command not in ("GET", "HEAD"):
@@ -126,10 +159,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(404, b'{"error": "not found"}', "application/json")
         except (BrokenPipeError, ConnectionResetError):
-            pass
-        except Exception:  # never a crash: log it, answer 500
+            self.close_connection = True
+        except Exception:  # never a crash, never a traceback to the client: log it, answer 500
             log.exception("request %s %s failed", self.command, self.path[:200])
+            self.close_connection = True
             with contextlib.suppress(OSError):
                 self._send(500, b'{"error": "internal error"}', "application/json")
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+    do_OPTIONS = do_TRACE = do_CONNECT = _dispatch

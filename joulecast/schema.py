@@ -121,7 +121,7 @@ def _int(value: Any, name: str, lo: int, hi: int) -> int:
         if not math.isfinite(value) or value != int(value):
             raise SchemaError(f"'{name}' must be an integer")
         value = int(value)
-    if not lo <= value <= hi:
+    if not lo <= value <= hi:  # also an integer far beyond any float
         raise SchemaError(f"'{name}' must be between {lo} and {hi}, got {value}")
     return value
 
@@ -129,7 +129,10 @@ def _int(value: Any, name: str, lo: int, hi: int) -> int:
 def _number(value: Any, name: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SchemaError(f"'{name}' must be a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise SchemaError(f"'{name}' is out of range") from None
     if not math.isfinite(value):
         raise SchemaError(f"'{name}' must be finite")
     if not lo <= value <= hi:

@@ -7,6 +7,8 @@ and optionally one for the grid carbon intensity. Results are grouped by ``job_i
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 from joulecast.estimator.prometheus.client import PromClient, Sample, Series
@@ -49,13 +51,25 @@ class JobState:
 
 
 def fetch_history(
-    client: PromClient, window_s: float, at: float | None = None
+    client: PromClient, window_s: float, at: float | None = None, skipped: Counter | None = None
 ) -> dict[str, list[EpochPoint]]:
     """Epoch checkpoints of every job seen in the last ``window_s`` seconds."""
-    return group_history(client.query_raw(HISTORY, window_s, at))
+    return group_history(client.query_raw(HISTORY, window_s, at), skipped)
 
 
-def group_history(series: list[Series]) -> dict[str, list[EpochPoint]]:
+MAX_EPOCH = 1_000_000
+
+
+def _sane(value: float, lo: float = 0.0, hi: float = 1e15) -> bool:
+    return math.isfinite(value) and lo <= value <= hi
+
+
+def group_history(
+    series: list[Series], skipped: Counter | None = None
+) -> dict[str, list[EpochPoint]]:
+    """Epoch checkpoints per job. A point with a non-finite or absurd value (a NaN from a
+    broken remote write, a negative energy) is skipped and counted in ``skipped``."""
+    skipped = Counter() if skipped is None else skipped
     # Samples of one scrape share a timestamp: join the three series on it.
     by_job: dict[str, dict[float, dict[str, float]]] = {}
     for s in series:
@@ -71,14 +85,21 @@ def group_history(series: list[Series]) -> dict[str, list[EpochPoint]]:
         points: dict[int, EpochPoint] = {}
         for _, vals in sorted(samples.items()):
             try:
-                epoch = int(vals["joulecast_job_epochs_completed"])
-                point = EpochPoint(
-                    epoch,
+                raw = (
+                    vals["joulecast_job_epochs_completed"],
                     vals["joulecast_job_epoch_end_timestamp_seconds"],
                     vals["joulecast_job_epoch_end_energy_joules"],
                 )
             except KeyError:
                 continue
+            if not all(math.isfinite(v) for v in raw):
+                skipped["non_finite"] += 1
+                continue
+            if not (_sane(raw[0], 0, MAX_EPOCH) and _sane(raw[1]) and _sane(raw[2])):
+                skipped["out_of_range"] += 1
+                continue
+            epoch = int(raw[0])
+            point = EpochPoint(epoch, raw[1], raw[2])
             points.setdefault(epoch, point)
         out[job_id] = sorted(points.values(), key=lambda p: p.epoch)
     return out
@@ -99,11 +120,16 @@ _FIELDS = {
 }
 
 
-def fetch_state(client: PromClient, at: float | None = None) -> dict[str, JobState]:
-    return group_state(client.query(STATE, at))
+def fetch_state(
+    client: PromClient, at: float | None = None, skipped: Counter | None = None
+) -> dict[str, JobState]:
+    return group_state(client.query(STATE, at), skipped)
 
 
-def group_state(samples: list[Sample]) -> dict[str, JobState]:
+def group_state(samples: list[Sample], skipped: Counter | None = None) -> dict[str, JobState]:
+    """Every job's state. A non-finite or absurd value leaves its field as it was (and is
+    counted in ``skipped``): one bad series never stops a cycle."""
+    skipped = Counter() if skipped is None else skipped
     jobs: dict[str, JobState] = {}
     for s in samples:
         job_id = s.labels.get("job_id")
@@ -123,7 +149,12 @@ def group_state(samples: list[Sample]) -> dict[str, JobState]:
             st.failed = s.value >= 0.5
         elif name in _FIELDS:
             attr, conv = _FIELDS[name]
-            setattr(st, attr, conv(s.value))
+            if not math.isfinite(s.value):
+                skipped["non_finite"] += 1
+            elif not _sane(s.value, -1e15, 1e15) or (conv is int and abs(s.value) > MAX_EPOCH):
+                skipped["out_of_range"] += 1
+            else:
+                setattr(st, attr, conv(s.value))
     return jobs
 
 
@@ -139,6 +170,7 @@ class TsdbView:
     states: dict[str, JobState]
     fleet_gpus: tuple[str, ...] = ()
     carbon_intensity: float | None = None
+    skipped: dict[str, int] = field(default_factory=dict)  # bad samples left out, by kind
 
 
 def fetch_cycle(
@@ -151,11 +183,15 @@ def fetch_cycle(
     carbon_default: float | None = None,
 ) -> TsdbView:
     """One cycle's reads; raises :class:`PromError` when any of them fails."""
-    history = fetch_history(client, window_s, at)
-    states = fetch_state(client, at)
+    skipped: Counter = Counter()
+    history = fetch_history(client, window_s, at, skipped)
+    states = fetch_state(client, at, skipped)
     carbon = carbon_default
     if carbon_query:
         samples = client.query(carbon_query, at)
-        carbon = samples[0].value if samples else carbon_default
+        if samples and _sane(samples[0].value, 0, 1e5):
+            carbon = samples[0].value
+        elif samples:
+            skipped["carbon_out_of_range"] += 1
     gpus = tuple(fetch_gpu_models(client, at)) if fleet else ()
-    return TsdbView(history, states, gpus, carbon)
+    return TsdbView(history, states, gpus, carbon, dict(skipped))

@@ -56,6 +56,8 @@ class QueueApi:
                         payload = json.loads(body.decode("utf-8")) if body else None
                     except (UnicodeDecodeError, ValueError) as err:
                         return 400, {"error": f"request body is not valid JSON: {err}"}
+                    except RecursionError:
+                        return 400, {"error": "request body is nested too deeply"}
                     job = parse_queued_job(payload)
                     created = self.store.add(job)
                     return (201 if created else 200), job.as_dict()

@@ -19,6 +19,37 @@ EMPTY_VECTOR = {"status": "success", "data": {"resultType": "vector", "result": 
 EMPTY_MATRIX = {"status": "success", "data": {"resultType": "matrix", "result": []}}
 
 
+def nan_answer(matrix: bool) -> dict:
+    """Two running jobs; every value of job "bad" is NaN or Inf (a broken remote write)."""
+
+    def value(job: str, v: float) -> str:
+        return "NaN" if job == "bad" and v != 0 else ("+Inf" if job == "inf" else repr(v))
+
+    if matrix:
+        result = []
+        for job in ("good", "bad", "inf"):
+            for name, f in (
+                ("joulecast_job_epochs_completed", lambda e: float(e)),
+                ("joulecast_job_epoch_end_timestamp_seconds", lambda e: 1000.0 + 60 * e),
+                ("joulecast_job_epoch_end_energy_joules", lambda e: 9000.0 * e),
+            ):
+                points = [[1000.0 + 60 * e, value(job, f(e))] for e in range(1, 13)]
+                result.append({"metric": {"__name__": name, "job_id": job}, "values": points})
+        return {"status": "success", "data": {"resultType": "matrix", "result": result}}
+    result = []
+    for job in ("good", "bad", "inf"):
+        for name, v in (
+            ("joulecast_job_epochs_planned", 50.0),
+            ("joulecast_job_epochs_completed", 12.0),
+            ("joulecast_job_running", 1.0),
+            ("joulecast_job_start_timestamp_seconds", 1000.0),
+            ("joulecast_job_energy_joules_total", 108000.0),
+        ):
+            sample = value(job, v) if name != "joulecast_job_running" else "1"
+            result.append({"metric": {"__name__": name, "job_id": job}, "value": [1800, sample]})
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
 class FakeTSDB:
     """A scripted HTTP endpoint standing in for a TSDB that fails in ways a real one rarely does."""
 
@@ -60,6 +91,8 @@ class FakeTSDB:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                elif mode == "nan":
+                    payload = json.dumps(nan_answer("%5B" in body)).encode()
                 else:
                     payload = json.dumps(EMPTY_MATRIX if "%5B" in body else EMPTY_VECTOR).encode()
                 self.send_response(200)
@@ -159,3 +192,20 @@ def test_estimator_serves_stale_values_and_recovers(tsdb, caplog):
     tsdb.mode = "ok"
     assert not est.cycle().stale
     assert "joulecast_estimator_stale 0.0" in render(est)
+
+
+def test_non_finite_samples_skip_their_series_and_every_other_job_projects(tsdb):
+    tsdb.mode = "nan"
+    est = Estimator(client(tsdb.url, retries=0), EstimatorConfig())
+    for _ in range(2):
+        snap = est.cycle()
+        assert not snap.stale and not snap.errors
+    good = snap.jobs["good"].methods["step_epoch"].energy_j
+    assert good == pytest.approx(50 * 9000.0, rel=0.01)
+    assert (
+        "step_epoch" not in snap.jobs.get("bad", snap.jobs["good"]).methods
+        or "bad" not in snap.jobs
+    )
+    text = render(est)
+    assert 'joulecast_estimator_skipped_samples_total{kind="non_finite"}' in text
+    assert snap.skipped_samples["non_finite"] > 0
