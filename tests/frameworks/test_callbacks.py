@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import http
+from tests.netutil import Forwarder, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -52,19 +54,25 @@ def exporter(tmp_path_factory):
     exp.stop()
 
 
-def train(
-    exporter, framework: str, mode: str, job_id: str, work: Path
-) -> subprocess.CompletedProcess:
+def command(url: str, framework: str, mode: str, job_id: str, work: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
     env.pop("RANK", None)
     env.pop("LOCAL_RANK", None)
+    return {
+        "args": [PYTHON, str(HERE / "train.py"), framework, mode, url, job_id, str(work)],
+        "env": env,
+        "cwd": work,
+    }
+
+
+def train(
+    exporter, framework: str, mode: str, job_id: str, work: Path
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [PYTHON, str(HERE / "train.py"), framework, mode, exporter.url, job_id, str(work)],
+        **command(exporter.url, framework, mode, job_id, work),
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
-        cwd=work,
     )
 
 
@@ -153,3 +161,37 @@ def test_lightning_ddp_two_processes(exporter, strategy, tmp_path):
     assert body["state"] == "finished"
     # every rank's process is attributed (ddp_spawn: the launcher and both ranks)
     assert len(body["pids"]) == (2 if strategy == "ddp" else 3), body["pids"]
+
+
+def test_exporter_away_for_the_first_half_of_a_keras_run(exporter, tmp_path):
+    """Every epoch recorded, each charged the energy at its own end time."""
+    port = free_port()
+    spec = {"job_id": "keras-away", "epochs_planned": 5, "gpus": [0]}
+    assert http("POST", exporter.url + "/api/v1/jobs", spec)[0] == 201
+    proc = subprocess.Popen(
+        **command(f"http://127.0.0.1:{port}", "keras", "slow", "keras-away", tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ends_file = tmp_path / "ends.txt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ends_file.exists() and len(ends_file.read_text().split()) >= 2:
+            break
+        time.sleep(0.05)
+    forwarder = Forwarder(port, int(exporter.url.rsplit(":", 1)[1]))  # the exporter is back
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        forwarder.close()
+    assert proc.returncode == 0, err[-3000:]
+    assert "unreachable" in err  # it was away, said so once, and training went on
+    ends = [float(t) for t in ends_file.read_text().split()]
+    epochs = job(exporter, "keras-away")["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5]
+    for e, end in zip(epochs, ends, strict=True):
+        assert abs(e["timestamp"] - end) < 0.2, (e, end)
+    energies = [e["energy_joules"] for e in epochs]
+    per_epoch = [b - a for a, b in zip(energies, energies[1:], strict=False)]
+    assert min(per_epoch) > 0.5 * max(per_epoch), per_epoch  # not bunched at delivery

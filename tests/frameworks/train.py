@@ -6,7 +6,8 @@ environment (CPU builds). Usage::
     python train.py FRAMEWORK MODE URL JOB_ID WORKDIR
 
 FRAMEWORK: keras | lightning | hf. MODE: plain, early, crash (raises after epoch 3), kill
-(SIGKILL after epoch 3), resume (from the checkpoint of epoch 2), ddp, ddp_spawn, odd.
+(SIGKILL after epoch 3), resume (from the checkpoint of epoch 2), ddp, ddp_spawn, odd,
+slow (Keras: 0.8 s epochs, end times written to WORKDIR/ends.txt).
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ def run_keras(mode: str, job: joulecast.Job, work: Path) -> None:
     y = (x @ rng.normal(size=(8, 1))).astype("float32")
     ckpt = work / "keras.weights.h5"
 
+    class SlowEpochs(keras.callbacks.Callback):
+        """Epochs long enough to bring the exporter back halfway; writes each end time."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            time.sleep(0.8)
+            with open(work / "ends.txt", "a") as f:
+                f.write(f"{time.time()}\n")
+
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if epoch + 1 == 2:
@@ -61,6 +70,8 @@ def run_keras(mode: str, job: joulecast.Job, work: Path) -> None:
         model.load_weights(ckpt)
         initial = 2
     callbacks = [jc_keras.callback(job), Checkpoint()]  # joulecast's first: it marks first
+    if mode == "slow":
+        callbacks.insert(0, SlowEpochs())  # the epoch ends after it
     model.fit(
         x,
         y,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import time
 
 import pytest
@@ -12,12 +10,7 @@ import pytest
 import joulecast
 from joulecast.client import gpus_from_environment, rank_from_environment
 from tests.conftest import http
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.netutil import Forwarder, free_port
 
 
 def test_context_manager_posts_markers(make_exporter):
@@ -47,44 +40,6 @@ def test_exporter_down_warns_once_and_reports_what_was_not_delivered(caplog):
     assert sum("unreachable" in m for m in messages) == 1
     lost = [m for m in messages if "could not be delivered" in m]
     assert len(lost) == 1 and "7 marker(s)" in lost[0]  # registration, 5 epochs, finish
-
-
-class Forwarder:
-    """A loopback TCP forwarder the test opens and closes: the exporter 'away' and 'back'
-    for the client while it keeps measuring."""
-
-    def __init__(self, port: int, target: int) -> None:
-        import socketserver
-        import threading
-
-        class Pipe(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                up = socket.create_connection(("127.0.0.1", target))
-                for a, b in ((self.request, up), (up, self.request)):
-                    threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
-                self.done = threading.Event()
-                self.done.wait(30)
-
-            @staticmethod
-            def pump(a: socket.socket, b: socket.socket) -> None:
-                try:
-                    while data := a.recv(65536):
-                        b.sendall(data)
-                except OSError:
-                    pass
-                finally:
-                    for s in (a, b):
-                        with contextlib.suppress(OSError):
-                            s.shutdown(socket.SHUT_RDWR)
-
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Pipe)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_markers_queued_while_the_exporter_is_away_are_all_delivered(make_exporter):
