@@ -9,9 +9,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
-
 from joulecast import __version__
+from joulecast.daemon import add_common_flags, metrics_registry
 from joulecast.estimator.collector import room_collectors
 from joulecast.estimator.http import estimator_server
 from joulecast.estimator.pre import flags as pre_flags
@@ -23,7 +22,9 @@ from joulecast.estimator.service import Estimator, EstimatorConfig
 from joulecast.estimator.step import flags as step_flags
 from joulecast.flags import FlagError, add_flag, listen_address, positive_float
 from joulecast.httpserver import ServiceServer
+from joulecast.logs import setup_logging
 from joulecast.step import StepConfig
+from joulecast.web import api_token
 
 log = logging.getLogger("joulecast.estimator")
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Address to serve /metrics on",
     )
     f(p, "--web.telemetry-path", default="/metrics", help="Path of the metrics endpoint")
-    f(p, "--web.api-token", default="", help="Bearer token required by the queue API (empty: none)")
+    add_common_flags(p, "queue")
     f(p, "--cycle.interval", default=15.0, type=positive_float, help="Seconds between cycles")
     f(
         p,
@@ -56,13 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--carbon.intensity-query",
         default="",
         help="PromQL giving the grid intensity in gCO2e/kWh (overrides the constant)",
-    )
-    f(
-        p,
-        "--log.level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="Log level",
     )
     for room in (prometheus_flags, step_flags, pre_flags, queue_flags):
         room.add_flags(p)
@@ -85,7 +79,7 @@ class Service:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.server.scheme}://{host}:{port}"
 
     def start(self) -> None:
         self.server.serve_in_thread()
@@ -125,7 +119,7 @@ def build(args: argparse.Namespace) -> Service:
     pre_models, retrainer = pre_flags.pre_setup(args)
     queue = queue_flags.queue_store(args)
     estimator = Estimator(client, config, pre_models=pre_models, queue=queue, retrainer=retrainer)
-    registry = CollectorRegistry(auto_describe=False)
+    registry = metrics_registry("estimator")
     for collector in room_collectors(estimator.snapshot, __version__):
         registry.register(collector)
 
@@ -139,13 +133,11 @@ def build(args: argparse.Namespace) -> Service:
         }
 
     queue_api = (
-        QueueApi(queue, lambda: estimator.snapshot().queue, args.web_api_token or None)
+        QueueApi(queue, lambda: estimator.snapshot().queue, api_token(args))
         if queue is not None
         else None
     )
-    server = estimator_server(
-        args.web_listen_address, registry, health, args.web_telemetry_path, queue_api
-    )
+    server = estimator_server(args, registry, health, queue_api)
     return Service(
         estimator, server, args.cycle_interval, threading.Event(), args.pre_retrain_interval
     )
@@ -157,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except FlagError as err:
         print(f"joulecast-estimator: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args)
     try:
         service = build(args)
     except (OSError, ValueError) as err:

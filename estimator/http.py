@@ -1,29 +1,32 @@
-"""The estimator's HTTP endpoint: ``/metrics``, ``/healthz`` and the queue API, served by the
-shared :class:`joulecast.httpserver.ServiceServer`."""
+"""The estimator's HTTP endpoint: ``/metrics``, ``/healthz``, a landing page and the queue
+API, served by the shared :class:`joulecast.httpserver.ServiceServer`."""
 
 from __future__ import annotations
 
+import argparse
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
+from joulecast.daemon import make_server, renderer
 from joulecast.estimator.queue.api import QueueApi
 from joulecast.httpserver import ServiceServer
 
+log = logging.getLogger("joulecast.estimator")
+
+LANDING = """<html><head><title>joulecast estimator</title></head><body>
+<h1>joulecast estimator</h1><p><a href="{path}">Metrics</a> &middot;
+<a href="/api/v1/queue">Queue</a> &middot; <a href="/healthz">Health</a></p></body></html>"""
+
 
 def estimator_server(
-    address: tuple[str, int],
+    args: argparse.Namespace,
     registry: CollectorRegistry,
     health: Callable[[], tuple[bool, dict[str, Any]]],
-    telemetry_path: str = "/metrics",
     queue_api: QueueApi | None = None,
 ) -> ServiceServer:
-    def render(accept: str) -> tuple[bytes, str]:
-        encoder, content_type = choose_encoder(accept)
-        return encoder(registry), content_type
-
     def handle(
         method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict, str]:
@@ -31,11 +34,14 @@ def estimator_server(
         status, payload = queue_api.handle(method, path, headers, body)
         return status, payload, "/api/v1/queue"
 
-    return ServiceServer(
-        address,
-        metrics=render,
+    return make_server(
+        args,
+        log,
+        api_token_used=queue_api is not None,
+        metrics=renderer(registry),
         health=health,
         api=handle if queue_api is not None else None,
-        telemetry_path=telemetry_path,
+        telemetry_path=args.web_telemetry_path,
+        landing=LANDING.format(path=args.web_telemetry_path),
         no_api_message="no queue: start the estimator with --queue.dir",
     )

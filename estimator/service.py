@@ -134,6 +134,13 @@ class Estimator:
         if failures:
             self._errors["history_write"] = self._errors.get("history_write", 0) + failures
         self.step.forget(now)
+        log.debug(
+            "cycle: %d jobs, %d queued, %d queries, %.3f s",
+            len(jobs),
+            len(queue),
+            self.client.queries - q0,
+            time.perf_counter() - start,
+        )
         if self._outage_logged:
             log.info("Prometheus answers again; estimates are fresh")
         self._outage_logged = False
@@ -199,4 +206,13 @@ class Estimator:
             except Exception:  # a bug in one cycle must not stop the service
                 self._errors["internal"] = self._errors.get("internal", 0) + 1
                 log.exception("estimator cycle failed")
+                with self._lock:  # served as stale: /healthz says so, alerts can fire
+                    prev = self._snapshot
+                    self._snapshot = replace(
+                        prev,
+                        stale=True,
+                        stale_since_s=prev.stale_since_s if prev.stale else self._clock(),
+                        cycles=prev.cycles + 1,
+                        errors=dict(self._errors),
+                    )
             stop.wait(max(0.0, interval_s - (time.monotonic() - started)))

@@ -14,6 +14,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from joulecast import __version__
+from joulecast.daemon import add_common_flags, metrics_registry
 from joulecast.exporter.api import MarkerApi
 from joulecast.exporter.collectors.base import ScrapeCollector, SourceCollector
 from joulecast.exporter.collectors.exporter_self import ApiStats, ExporterCollector
@@ -26,12 +27,14 @@ from joulecast.exporter.devices.nvml import NvmlBackend, nvml_available
 from joulecast.exporter.devices.simulated import PROFILES, SimulatedBackend, load_traces
 from joulecast.exporter.host.psutil_reader import PsutilReader
 from joulecast.exporter.host.rapl import RaplReader
-from joulecast.exporter.http import exporter_server, sampler_health
+from joulecast.exporter.http import exporter_health, exporter_server, sampler_health
 from joulecast.exporter.jobs.registry import GpuDirectory, JobRegistry
 from joulecast.exporter.jobs.store import JobStore, StateStoreError
 from joulecast.exporter.sampler import Sampler
 from joulecast.flags import FlagError, add_flag, listen_address, non_negative_int, positive_float
 from joulecast.httpserver import ServiceServer
+from joulecast.logs import setup_logging
+from joulecast.web import api_token
 
 log = logging.getLogger("joulecast.exporter")
 
@@ -57,12 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Address to serve /metrics and the marker API on",
     )
     f(p, "--web.telemetry-path", default="/metrics", help="Path of the metrics endpoint")
-    f(
-        p,
-        "--web.api-token",
-        default="",
-        help="Bearer token required by the marker API (empty: none)",
-    )
+    add_common_flags(p, "marker")
     f(
         p,
         "--backend",
@@ -70,7 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "nvml", "simulated", "none"],
         help="GPU backend; auto picks nvml when a GPU is present, else simulated",
     )
-    f(p, "--simulated-gpus", default=1, type=non_negative_int, help="Number of simulated GPUs")
+    f(
+        p,
+        "--simulated.gpus",
+        default=1,
+        type=non_negative_int,
+        help="Number of simulated GPUs",
+        aliases=("--simulated-gpus",),
+    )
     f(
         p,
         "--simulated.profile",
@@ -128,13 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="Idle power per GPU for the idle/active split (0: lowest power seen)",
     )
-    f(p, "--state-dir", default=default_state_dir(), help="Directory of the durable job state")
+    f(
+        p,
+        "--state.dir",
+        default=default_state_dir(),
+        help="Directory of the durable job state",
+        aliases=("--state-dir",),
+    )
     f(
         p,
         "--jobs.max-live",
         default=1000,
         type=non_negative_int,
         help="Maximum number of live jobs (429 past it)",
+    )
+    f(
+        p,
+        "--jobs.max-finished",
+        default=1000,
+        type=non_negative_int,
+        help="Finished jobs kept published; past it the oldest are dropped first",
     )
     f(
         p,
@@ -146,13 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
     f(p, "--path.sysfs", default="/sys", help="sysfs mount point (RAPL powercap lives under it)")
     f(p, "--collector.host", default=True, boolean=True, help="Enable the host (psutil) collector")
     f(p, "--collector.rapl", default=True, boolean=True, help="Enable the RAPL collector")
-    f(
-        p,
-        "--log.level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="Log level",
-    )
     p.add_argument("--version", action="version", version=f"joulecast-exporter {__version__}")
     return p
 
@@ -168,7 +179,7 @@ class Exporter:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.server.scheme}://{host}:{port}"
 
     def start(self) -> None:
         self.sampler.start()
@@ -207,10 +218,12 @@ def make_backend(args: argparse.Namespace) -> GpuBackend:
 def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Exporter:
     backend = backend or make_backend(args)
     store = JobStore(Path(args.state_dir))
+    token = api_token(args)
     registry = JobRegistry(
         GpuDirectory(tuple(backend.devices()), backend.lists_processes),
         store,
         max_live_jobs=args.jobs_max_live,
+        max_finished_jobs=args.jobs_max_finished,
         finished_ttl_s=args.jobs_finished_ttl,
     )
     if isinstance(backend, SimulatedBackend):
@@ -231,17 +244,17 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
     if args.collector_rapl:
         sources.append(RaplCollector())
     sources.append(ExporterCollector(registry, stats, __version__, args.sampling_gpu_hz))
-    metrics = CollectorRegistry(auto_describe=False)
+    metrics = metrics_registry("exporter")
     metrics.register(ScrapeCollector(sampler.snapshot, sources))
+    sampling = sampler_health(
+        lambda: sampler.snapshot().timestamp, max_age_s=max(5.0, 20.0 / args.sampling_gpu_hz)
+    )
     server = exporter_server(
-        args.web_listen_address,
+        args,
         metrics,
-        MarkerApi(registry, args.web_api_token or None),
+        MarkerApi(registry, token),
         stats,
-        sampler_health(
-            lambda: sampler.snapshot().timestamp, max_age_s=max(5.0, 20.0 / args.sampling_gpu_hz)
-        ),
-        telemetry_path=args.web_telemetry_path,
+        exporter_health(sampling, registry.store_health),
     )
     return Exporter(backend, registry, sampler, server, metrics)
 
@@ -252,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     except FlagError as err:
         print(f"joulecast-exporter: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args)
     try:
         exporter = build(args)
     except (DeviceError, StateStoreError, ValueError, OSError) as err:

@@ -3,37 +3,32 @@ served by the shared :class:`joulecast.httpserver.ServiceServer`."""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
+from joulecast.daemon import make_server, renderer
 from joulecast.exporter.api import MarkerApi
 from joulecast.exporter.collectors.exporter_self import ApiStats
 from joulecast.httpserver import ServiceServer
+
+log = logging.getLogger("joulecast.exporter")
 
 LANDING = """<html><head><title>joulecast exporter</title></head><body>
 <h1>joulecast exporter</h1><p><a href="{path}">Metrics</a> &middot;
 <a href="/api/v1/jobs">Jobs</a> &middot; <a href="/healthz">Health</a></p></body></html>"""
 
 
-def render_metrics(registry: CollectorRegistry) -> Callable[[str], tuple[bytes, str]]:
-    def render(accept: str) -> tuple[bytes, str]:
-        encoder, content_type = choose_encoder(accept)
-        return encoder(registry), content_type
-
-    return render
-
-
 def exporter_server(
-    address: tuple[str, int],
+    args: argparse.Namespace,
     registry: CollectorRegistry,
     api: MarkerApi,
     stats: ApiStats,
     health: Callable[[], tuple[bool, dict[str, Any]]],
-    telemetry_path: str = "/metrics",
 ) -> ServiceServer:
     def handle(
         method: str, path: str, headers: Mapping[str, str], body: bytes
@@ -41,13 +36,15 @@ def exporter_server(
         resp = api.handle(method, path, headers, body)
         return resp.status, resp.body, resp.route
 
-    return ServiceServer(
-        address,
-        metrics=render_metrics(registry),
+    return make_server(
+        args,
+        log,
+        api_token_used=True,
+        metrics=renderer(registry),
         health=health,
         api=handle,
-        telemetry_path=telemetry_path,
-        landing=LANDING.format(path=telemetry_path),
+        telemetry_path=args.web_telemetry_path,
+        landing=LANDING.format(path=args.web_telemetry_path),
         observe=stats.count,
     )
 
@@ -62,5 +59,21 @@ def sampler_health(
             "status": "ok" if ok else "unhealthy",
             "detail": f"last GPU sample {age:.1f}s ago",
         }
+
+    return check
+
+
+def exporter_health(
+    sampling: Callable[[], tuple[bool, dict]], store: Callable[[], tuple[bool, str]]
+) -> Callable[[], tuple[bool, dict]]:
+    """503 when sampling has stopped (unhealthy) or job state cannot be persisted (degraded:
+    markers are refused with 503 until the disk recovers)."""
+
+    def check() -> tuple[bool, dict]:
+        ok, detail = sampling()
+        stored, why = store()
+        if ok and not stored:
+            return False, {"status": "degraded", "detail": why}
+        return ok, detail if stored else {**detail, "state": why}
 
     return check

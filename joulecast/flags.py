@@ -31,7 +31,10 @@ def add_flag(
     choices: list[str] | None = None,
     boolean: bool = False,
     prefix: str = "JOULECAST_",
+    aliases: tuple[str, ...] = (),
 ) -> None:
+    """Add ``flag`` with its environment twin. ``aliases`` are former spellings, accepted
+    (with a warning on standard error) but hidden from ``--help``."""
     env = env_name(flag, prefix)
     raw = os.environ.get(env)
     value = default
@@ -55,6 +58,31 @@ def add_flag(
         )
     else:
         parser.add_argument(flag, dest=dest, default=value, help=text, type=type, choices=choices)
+    for old in aliases:
+        parser.add_argument(
+            old,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+            type=type,
+            choices=choices,
+            action=_Renamed,
+            new=flag,
+        )
+
+
+class _Renamed(argparse.Action):
+    """A former spelling of a flag: stores the value and says the new name once."""
+
+    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: str | None = None) -> None:
+        import sys
+
+        print(f"warning: {option} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def listen_address(value: str) -> tuple[str, int]:

@@ -12,8 +12,11 @@ also for unknown methods, and an unexpected error answers 500 without a tracebac
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -26,6 +29,11 @@ MAX_BODY_BYTES = 64 * 1024
 
 #: (method, path, headers, body) -> (status, JSON body, route label for accounting)
 ApiHandler = Callable[[str, str, Mapping[str, str], bytes], tuple[int, dict[str, Any], str]]
+
+#: the Authorization header -> whether it is let in (basic auth of the web config file)
+AuthCheck = Callable[[str | None], bool]
+
+GZIP_MIN_BYTES = 1024
 
 
 class ServiceServer(ThreadingHTTPServer):
@@ -44,6 +52,9 @@ class ServiceServer(ThreadingHTTPServer):
         landing: str | None = None,
         observe: Callable[[str, str, int], None] | None = None,
         no_api_message: str = "no such endpoint",
+        tls: ssl.SSLContext | None = None,
+        auth: AuthCheck | None = None,
+        api_bearer: bool = False,
     ) -> None:
         self.metrics = metrics  # Accept header -> (body, content type)
         self.health = health
@@ -52,7 +63,29 @@ class ServiceServer(ThreadingHTTPServer):
         self.landing = landing
         self.observe = observe  # (method, route, status) of every API reply
         self.no_api_message = no_api_message
-        super().__init__(address, _Handler)
+        self.tls = tls
+        self.auth = auth
+        self.api_bearer = api_bearer  # the API's bearer token stands in for basic auth
+        try:
+            super().__init__(address, _Handler)
+        except OSError as err:  # e.g. EADDRINUSE: say which address
+            host, port = address
+            raise OSError(
+                err.errno, f"cannot listen on {host or '0.0.0.0'}:{port}: {err.strerror}"
+            ) from None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls is not None:  # the handshake runs in the request's own thread
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s failed", client_address, exc_info=True)
 
     def serve_in_thread(self, name: str = "joulecast-http") -> threading.Thread:
         t = threading.Thread(
@@ -72,6 +105,21 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         log.debug("%s %s", self.address_string(), format % args)
 
+    def setup(self) -> None:
+        self._tls_failed = False
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError) as err:  # plain HTTP, a refused client certificate
+                log.debug("TLS handshake with %s failed: %s", self.client_address, err)
+                self._tls_failed = True
+        super().setup()
+
+    def handle(self) -> None:
+        if not self._tls_failed:
+            super().handle()
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Every error is JSON, also those http.server answers itself (a bad request line,
         an unknown method), and the connection is closed after it."""
@@ -84,21 +132,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")
-            self.end_headers()
-            if getattr(self, "command", "") != "HEAD" and code >= 200:
-                self.wfile.write(body)
+            self._finish(body)
         except OSError:
             pass
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if len(body) >= GZIP_MIN_BYTES and "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        self._finish(body)
+
+    def _finish(self, body: bytes) -> None:
+        """End the headers and write them with the body in one write (one segment for a
+        small answer: no delayed-ACK stall on keep-alive connections)."""
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def _send_api(self, status: int, body: dict[str, Any], route: str) -> None:
         if self.server.observe is not None:
@@ -142,6 +197,20 @@ class _Handler(BaseHTTPRequestHandler):
             if body is None:
                 return
             path = self.path.split("?", 1)[0]
+            given = self.headers.get("Authorization")
+            bearer = (
+                self.server.api_bearer
+                and path.startswith("/api/")
+                and (given or "").startswith("Bearer ")
+            )
+            if self.server.auth is not None and not bearer and not self.server.auth(given):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="joulecast"')
+                msg = b'{"error": "missing or wrong basic auth credentials"}'
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(msg)))
+                self._finish(msg)
+                return
             if path.startswith("/api/"):
                 if self.server.api is None:
                     self._send_api(404, {"error": self.server.no_api_message}, "other")

@@ -92,7 +92,7 @@ def make_exporter(tmp_path: Path) -> Iterator:
             [
                 "--web.listen-address",
                 "127.0.0.1:0",
-                "--state-dir",
+                "--state.dir",
                 str(state_dir or tmp_path / "state"),
                 "--no-collector.rapl",
                 *flags,

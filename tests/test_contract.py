@@ -40,7 +40,7 @@ def exporter_samples(tmp_path_factory) -> dict[str, set[str]]:
     zone(sysfs, "intel-rapl:0", "package-0", 1_000_000)  # a RAPL package zone, as on Intel
     args = build_parser().parse_args(
         [
-            *("--web.listen-address", "127.0.0.1:0", "--state-dir", str(state)),
+            *("--web.listen-address", "127.0.0.1:0", "--state.dir", str(state)),
             *("--backend", "simulated", "--path.sysfs", str(sysfs)),
         ]
     )

@@ -92,7 +92,7 @@ def test_client_from_a_bare_install_posts_markers(wheel, tmp_path, make_exporter
         "wheel",
     }
     assert third_party == set(), frozen
-    exp = make_exporter("--simulated-gpus", "1")
+    exp = make_exporter("--simulated.gpus", "1")
     script = (
         "import joulecast\n"
         f"with joulecast.job('bare-install', epochs=2, url={exp.url!r}, gpus=[0]) as j:\n"

@@ -49,6 +49,10 @@ class PromConfig:
     password: str | None = None
     bearer_token: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    ca_file: str | None = None  # a private CA (Thanos, Mimir, VictoriaMetrics behind TLS)
+    cert_file: str | None = None  # client certificate (mutual TLS)
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
 
 
 def _float(v: Any) -> float:
@@ -74,6 +78,14 @@ class PromClient:
             self._session.headers["Authorization"] = f"Bearer {config.bearer_token}"
         if config.username is not None:
             self._session.auth = (config.username, config.password or "")
+        if config.insecure_skip_verify:
+            self._session.verify = False
+        elif config.ca_file:
+            self._session.verify = config.ca_file
+        if config.cert_file:
+            self._session.cert = (
+                (config.cert_file, config.key_file) if config.key_file else config.cert_file
+            )
 
     def _get(self, path: str, params: Mapping[str, str]) -> Any:
         url = self.config.url.rstrip("/") + path
@@ -89,6 +101,8 @@ class PromClient:
                 last = PromError("timeout", f"{url}: timed out after {self.config.timeout_s}s")
                 last.__cause__ = err
                 continue
+            except requests.exceptions.SSLError as err:
+                raise PromError("tls", f"{url}: TLS: {err}") from None
             except requests.RequestException as err:
                 last = PromError("unreachable", f"{url}: {err.__class__.__name__}")
                 continue

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from joulecast.estimator.queue.store import QueueStore
-from joulecast.flags import add_flag
+from joulecast.estimator.queue.store import MAX_QUEUE, QueueStore
+from joulecast.flags import add_flag, positive_int
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -17,7 +17,14 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         default="",
         help="Directory of queued job specs (JSON); enables /api/v1/queue",
     )
+    add_flag(
+        g,
+        "--queue.max-jobs",
+        default=MAX_QUEUE,
+        type=positive_int,
+        help="Queued jobs accepted (429 past it), so forecasts and /metrics stay bounded",
+    )
 
 
 def queue_store(args: argparse.Namespace) -> QueueStore | None:
-    return QueueStore(Path(args.queue_dir)) if args.queue_dir else None
+    return QueueStore(Path(args.queue_dir), args.queue_max_jobs) if args.queue_dir else None

@@ -8,6 +8,7 @@ the marker API's feature names and validation. A posted spec is written to the d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from joulecast.estimator.pre.gpus import UnknownGpu, lookup
 from joulecast.schema import MAX_EPOCHS, JobFeatures, SchemaError, parse_features, validate_job_id
 
 log = logging.getLogger("joulecast.estimator")
-MAX_QUEUE = 10_000
+MAX_QUEUE = 1000  # default cap: what is forecast and published stays bounded
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ def parse_queued_job(payload: Any) -> QueuedJob:
 
 
 class QueueStore:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_jobs: int = MAX_QUEUE) -> None:
         self.directory = directory
+        self.max_jobs = max_jobs
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.invalid_files: dict[str, str] = {}
@@ -80,14 +82,19 @@ class QueueStore:
         """Write durably; returns False if the same job_id was already queued (replaced)."""
         with self._lock:
             existed = self._path(job.job_id).exists()
-            if not existed and len(list(self.directory.glob("*.json"))) >= MAX_QUEUE:
-                raise OverflowError(f"the queue holds {MAX_QUEUE} jobs")
+            if not existed and len(list(self.directory.glob("*.json"))) >= self.max_jobs:
+                raise OverflowError(f"the queue holds {self.max_jobs} jobs (--queue.max-jobs)")
             fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(job.as_dict(), fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._path(job.job_id))
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(job.as_dict(), fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self._path(job.job_id))
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
             dfd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dfd)

@@ -66,7 +66,9 @@ class ExporterCollector:
         errors = CounterMetricFamily(
             "joulecast_exporter_errors", "Exporter errors by kind.", labels=["kind"]
         )
-        for kind, n in sorted(snap.errors.items()):
+        counts = dict(snap.errors)
+        counts["state_write"] = self._registry.store_write_failures()
+        for kind, n in sorted(counts.items()):
             errors.add_metric([kind], n)
         yield errors
         yield GaugeMetricFamily(

@@ -29,4 +29,4 @@ class HostCollector:
             "Host CPU utilization over the last host sampling interval (0-1).",
             value=h.cpu_utilization_ratio,
         )
-        yield GaugeMetricFamily("joulecast_host_cpu_count", "Logical CPUs.", value=h.cpu_count)
+        yield GaugeMetricFamily("joulecast_host_cpus", "Logical CPUs.", value=h.cpu_count)

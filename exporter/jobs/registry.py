@@ -17,6 +17,8 @@ Attribution rule (documented in docs/exporter.md):
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -77,6 +79,7 @@ class JobRegistry:
         store: JobStore | None = None,
         *,
         max_live_jobs: int = 1000,
+        max_finished_jobs: int = 1000,
         finished_ttl_s: float = 3600.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -86,6 +89,7 @@ class JobRegistry:
         self._gpus = gpus
         self._store = store
         self.max_live_jobs = max_live_jobs
+        self.max_finished_jobs = max_finished_jobs
         self.finished_ttl_s = finished_ttl_s
         self._lock = threading.Lock()
         self._jobs: dict[str, JobRecord] = {}
@@ -308,7 +312,11 @@ class JobRegistry:
             self._apply(record, updated)
             self._history.pop(job_id, None)
             self._reindex()
-            return replace(record)
+            over = sum(1 for r in self._jobs.values() if not r.live) > self.max_finished_jobs
+        if over:  # a failed delete is counted and logged by the store; the finish is saved
+            with contextlib.suppress(sqlite3.Error):
+                self.expire()
+        return replace(record)
 
     def note_sample(self, now: float) -> None:
         """After a sampling round: remember each live job's counter at ``now``."""
@@ -342,6 +350,12 @@ class JobRegistry:
     def snapshot(self) -> list[JobRecord]:
         with self._lock:
             return [replace(r) for r in self._jobs.values()]
+
+    def store_health(self) -> tuple[bool, str]:
+        return self._store.healthy() if self._store is not None else (True, "no state store")
+
+    def store_write_failures(self) -> int:
+        return self._store.write_failures if self._store is not None else 0
 
     def live_count(self) -> int:
         with self._lock:
@@ -404,13 +418,20 @@ class JobRegistry:
             self._store.checkpoint(records)
 
     def expire(self) -> list[str]:
-        """Forget finished jobs older than the TTL. Returns the ids removed."""
+        """Forget finished jobs older than the TTL, and the oldest finished jobs past
+        ``max_finished_jobs``, so that what is published stays bounded whatever clients
+        post. Returns the ids removed."""
         now = self._clock()
         with self._lock:
-            gone = [
-                j
-                for j, r in self._jobs.items()
-                if r.finished_at is not None and now - r.finished_at > self.finished_ttl_s
+            finished = sorted(
+                (r for r in self._jobs.values() if r.finished_at is not None),
+                key=lambda r: r.finished_at or 0.0,
+            )
+            excess = max(0, len(finished) - self.max_finished_jobs)
+            gone = [r.job_id for r in finished[:excess]] + [
+                r.job_id
+                for r in finished[excess:]
+                if now - (r.finished_at or now) > self.finished_ttl_s
             ]
             for j in gone:
                 del self._jobs[j]

@@ -9,9 +9,11 @@ while the exporter was down is not measured and not invented).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from joulecast.exporter.jobs.model import JobRecord
@@ -46,6 +48,9 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 
+log = logging.getLogger("joulecast.exporter")
+
+
 class StateStoreError(RuntimeError):
     """The state directory cannot be used (permissions, corruption)."""
 
@@ -63,6 +68,34 @@ class JobStore:
         except (OSError, sqlite3.Error) as err:
             raise StateStoreError(f"cannot use state directory {state_dir}: {err}") from err
         self._lock = threading.Lock()
+        self.write_failures = 0
+        self.last_failure: tuple[float, str] | None = None  # (wall time, message)
+
+    def _write(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """Run ``work`` in one transaction. On failure (disk full, I/O error) roll back if a
+        transaction is still open, count it, keep the real error, and re-raise it."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                work(self._db)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error as rollback_err:
+                        log.debug("rollback after %s failed too: %s", err, rollback_err)
+                self.write_failures += 1
+                self.last_failure = (time.time(), f"{type(err).__name__}: {err}")
+                log.error("job state could not be written to %s: %s", self.path, err)
+                raise
+            self.last_failure = None
+
+    def healthy(self) -> tuple[bool, str]:
+        """False while the last write failed (cleared by the next successful one)."""
+        if self.last_failure is None:
+            return True, "job state writable"
+        return False, f"cannot persist job state: {self.last_failure[1]}"
 
     def _migrate(self) -> None:
         """State directories written before the ``outcome`` column get it (NULL: finished)."""
@@ -91,28 +124,25 @@ class JobStore:
 
     def save(self, record: JobRecord, epoch_metrics: dict[str, float] | None = None) -> None:
         """Write one job (and, after an epoch marker, its epoch row) durably."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    self._row(record),
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                self._row(record),
+            )
+            if epoch_metrics is not None and record.epoch_end_timestamp is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?)",
+                    (
+                        record.job_id,
+                        record.epochs_completed,
+                        record.epoch_end_timestamp,
+                        record.epoch_end_energy_joules,
+                        json.dumps(epoch_metrics),
+                    ),
                 )
-                if epoch_metrics is not None and record.epoch_end_timestamp is not None:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?)",
-                        (
-                            record.job_id,
-                            record.epochs_completed,
-                            record.epoch_end_timestamp,
-                            record.epoch_end_energy_joules,
-                            json.dumps(epoch_metrics),
-                        ),
-                    )
-                self._db.execute("COMMIT")
-            except sqlite3.Error:
-                self._db.execute("ROLLBACK")
-                raise
+
+        self._write(work)
 
     def checkpoint(self, records: Iterable[JobRecord]) -> None:
         """Persist the energy counters of many jobs in one transaction."""
@@ -120,36 +150,30 @@ class JobStore:
             (r.energy_joules, r.idle_energy_joules, r.utilization_seconds, r.busy_seconds, r.job_id)
             for r in records
         ]
-        if not rows:
-            return
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "UPDATE jobs SET energy=?, idle_energy=?, utilization_seconds=?, busy_seconds=?"
-                " WHERE job_id=?",
-                rows,
+        if rows:
+            self._write(
+                lambda db: db.executemany(
+                    "UPDATE jobs SET energy=?, idle_energy=?, utilization_seconds=?, busy_seconds=?"
+                    " WHERE job_id=?",
+                    rows,
+                )
             )
-            self._db.execute("COMMIT")
 
     def delete(self, job_ids: list[str]) -> None:
         if not job_ids:
             return
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM jobs WHERE job_id=?", [(j,) for j in job_ids])
-            self._db.executemany("DELETE FROM epochs WHERE job_id=?", [(j,) for j in job_ids])
-            self._db.execute("COMMIT")
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany("DELETE FROM jobs WHERE job_id=?", [(j,) for j in job_ids])
+            db.executemany("DELETE FROM epochs WHERE job_id=?", [(j,) for j in job_ids])
+
+        self._write(work)
 
     def truncate_epochs(self, job_id: str, after: int) -> None:
         """Forget the epochs after ``after`` (a resumed run trains them again)."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute("DELETE FROM epochs WHERE job_id=? AND epoch>?", (job_id, after))
-                self._db.execute("COMMIT")
-            except sqlite3.Error:
-                self._db.execute("ROLLBACK")
-                raise
+        self._write(
+            lambda db: db.execute("DELETE FROM epochs WHERE job_id=? AND epoch>?", (job_id, after))
+        )
 
     def epoch(self, job_id: str, epoch: int) -> dict | None:
         with self._lock:

@@ -35,7 +35,7 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
             tmp_path,
             "--backend",
             "simulated",
-            "--simulated-gpus",
+            "--simulated.gpus",
             "2",
             "--simulated.warmup-seconds",
             "1",

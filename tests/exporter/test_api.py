@@ -13,7 +13,7 @@ from tests.conftest import http, scrape
 
 @pytest.fixture
 def exp(make_exporter):
-    return make_exporter("--backend", "simulated", "--simulated-gpus", "4", "--jobs.max-live", "5")
+    return make_exporter("--backend", "simulated", "--simulated.gpus", "4", "--jobs.max-live", "5")
 
 
 def post(exp, path, body=None, **kw):

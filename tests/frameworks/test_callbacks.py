@@ -41,7 +41,7 @@ def exporter(tmp_path_factory):
         [
             "--web.listen-address",
             "127.0.0.1:0",
-            "--state-dir",
+            "--state.dir",
             str(state),
             "--no-collector.rapl",
             "--backend",

@@ -20,7 +20,7 @@ with joulecast.job(job_id, epochs=5, url=url, gpus=[0], flush_timeout=60) as job
 
 @pytest.mark.integration
 def test_fifty_processes_ending_epochs_together_lose_no_marker(make_exporter):
-    exp = make_exporter("--backend", "simulated", "--simulated-gpus", "1")
+    exp = make_exporter("--backend", "simulated", "--simulated.gpus", "1")
     n = 50
     t0 = time.time() + 6.0  # time for 50 interpreters to start on a small machine
     procs = [

@@ -14,7 +14,7 @@ from tests.netutil import Forwarder, free_port
 
 
 def test_context_manager_posts_markers(make_exporter):
-    exp = make_exporter("--backend", "simulated", "--simulated-gpus", "2")
+    exp = make_exporter("--backend", "simulated", "--simulated.gpus", "2")
     with joulecast.job(
         "run-42", epochs=3, url=exp.url, gpus=[1], features={"batch_size": 64, "model_gflops": 4.1}
     ) as job:
@@ -135,7 +135,7 @@ def test_a_refused_marker_is_a_warning_that_names_it(make_exporter, caplog):
 
 
 def test_only_rank_zero_posts_markers_and_every_rank_attaches(make_exporter):
-    exp = make_exporter("--backend", "simulated", "--simulated-gpus", "2")
+    exp = make_exporter("--backend", "simulated", "--simulated.gpus", "2")
     rank1 = joulecast.job("ddp", epochs=2, url=exp.url, gpus=[1], rank=1)
     rank1.__enter__()
     with joulecast.job("ddp", epochs=2, url=exp.url, gpus=[0], rank=0) as job:

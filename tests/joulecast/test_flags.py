@@ -9,7 +9,7 @@ from joulecast.flags import FlagError, env_name
 
 def test_env_names():
     assert env_name("--web.listen-address") == "JOULECAST_WEB_LISTEN_ADDRESS"
-    assert env_name("--simulated-gpus") == "JOULECAST_SIMULATED_GPUS"
+    assert env_name("--simulated.gpus") == "JOULECAST_SIMULATED_GPUS"
 
 
 def test_exporter_env_twins(monkeypatch):
@@ -21,7 +21,7 @@ def test_exporter_env_twins(monkeypatch):
     args = build_parser().parse_args([])
     assert args.simulated_gpus == 3 and args.collector_rapl is False
     assert args.web_listen_address == ("0.0.0.0", 9999)
-    assert build_parser().parse_args(["--simulated-gpus", "5"]).simulated_gpus == 5  # flag wins
+    assert build_parser().parse_args(["--simulated.gpus", "5"]).simulated_gpus == 5  # flag wins
     monkeypatch.setenv("JOULECAST_COLLECTOR_RAPL", "maybe")
     with pytest.raises(FlagError, match="JOULECAST_COLLECTOR_RAPL"):
         build_parser()

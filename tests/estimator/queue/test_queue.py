@@ -28,7 +28,7 @@ SPEC = {
 def service(tmp_path):
     args = build_parser().parse_args(
         [
-            "--prometheus-url",
+            "--prometheus.url",
             "http://127.0.0.1:9",
             "--web.listen-address",
             "127.0.0.1:0",
