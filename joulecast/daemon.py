@@ -15,6 +15,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from joulecast import buildinfo
+from joulecast.exposition import encoder_for
 from joulecast.httpserver import ServiceServer
 from joulecast.logs import add_log_flags
 from joulecast.web import add_web_flags, api_token, warn_if_exposed, web_config
@@ -54,7 +55,9 @@ def renderer(registry: CollectorRegistry) -> Callable[[str], tuple[bytes, str]]:
 
     def render(accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
-        return encoder(registry), content_type
+        fast = encoder_for(content_type)
+        body = fast(registry.collect()) if fast is not None else encoder(registry)
+        return body, content_type
 
     return render
 
