@@ -51,3 +51,20 @@ def test_compose_pins_images_mounts_provisioning_and_checks_health():
         "docker/Dockerfile.demo-job",
     ):
         assert (ROOT / path).is_file(), path
+
+
+def test_published_ports_are_loopback_only():
+    """Safe by default: nothing is reachable from other hosts until it is protected."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    for unit in (ROOT / "deploy" / "systemd").glob("*.service"):
+        listen = [
+            line
+            for line in unit.read_text().splitlines()
+            if line.startswith("Environment=JOULECAST_WEB_LISTEN_ADDRESS=")
+        ]
+        assert listen and all("=127.0.0.1:" in line for line in listen), unit.name
