@@ -104,7 +104,15 @@ class MarkerApi:
             return ApiResponse(200, {**record.public(), "epochs": reg.epochs(job_id)}, route)
         if len(rest) == 2 and method == "POST":
             if rest[1] == "epochs":
-                record = reg.mark_epoch(job_id, parse_epoch_marker(self._json(body)))
+                marker = parse_epoch_marker(self._json(body))
+                record = reg.mark_epoch(job_id, marker)
+                log.debug(
+                    "job %s epoch %d recorded: %.1f J at %s",
+                    job_id,
+                    marker.epoch,
+                    record.epoch_end_energy_joules,
+                    record.epoch_end_timestamp,
+                )
                 return ApiResponse(200, record.public(), route)
             if rest[1] == "finish":
                 marker = parse_finish(self._json(body) if body.strip() else None)

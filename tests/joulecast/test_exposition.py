@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -41,7 +41,7 @@ def registry():
     Gauge("plain_gauge", "A gauge.", ["x"], registry=reg).labels("1").set(2)
     Counter("plain_counter", "A counter.", registry=reg).inc(5)  # with _created
     Histogram("plain_seconds", "A histogram.", registry=reg).observe(0.3)  # library path
-    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)  # static values: both encoders see the same
     return reg
 
 
