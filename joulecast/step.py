@@ -15,8 +15,20 @@ Two configurations are provided:
   written (the whole duration is charged at ``P_w``; the stable part is ``s/w`` windows).
 * ``StepConfig()`` (joulecast's default): the stabilizing epoch is detected from the energy
   profile (:func:`detect_stabilizing_epoch`), the window is every stable epoch seen so far,
-  and what has already been measured is kept as measured: ``E = E_now + P_w * t_remaining``
-  and ``E = E_now + e_w * n_remaining``. ``docs/estimator.md`` shows the accuracy of both.
+  what has already been measured is kept as measured, and the two methods are two
+  estimators of what is left:
+
+  - ``step_epoch``: ``E = E_now + e * n_remaining``, ``e`` an exponentially weighted mean of
+    the stable epochs' energies (half-life ``max(epoch_halflife, halflife_share * n)``
+    epochs for ``n`` stable epochs: recent epochs count more while a run drifts, and the
+    mean widens towards a plain mean as stable epochs accumulate);
+  - ``step_power``: ``E = E_now + P * d * n_remaining``, ``P`` the mean power of the last
+    ``power_window`` stable epochs and ``d`` an exponentially weighted mean of epoch
+    durations with its own half-life: power follows the compute profile, duration the
+    stalls of input pipelines and evaluation, and each gets the memory that fits it.
+
+  The half-lives and the window were chosen by cross-validation over the real runs
+  (``python bench/step_select.py``); ``docs/estimator.md`` shows the accuracy of both.
 
 Inputs are epoch checkpoints: the job's energy counter and wall time at epoch ends
 (epoch 0 is the job's start). Checkpoints need not be consecutive: when epochs are shorter
@@ -92,11 +104,18 @@ class StepConfig:
     stabilizing_epoch: int | None = None  # None: detect
     window: int | None = None  # None: every stable epoch seen so far
     keep_measured: bool = True  # False: the paper's formulas as written
-    min_window: int = 5  # stable epochs needed before projecting
+    min_window: int = 3  # stable epochs needed before projecting
     min_tail: int = 3  # stable epochs after a change point for the detector to accept it
     min_stabilizing_epoch: int = 1  # the first epoch (autotuning, caches, compilation) never counts
     level: float = 0.9  # two-sided level of the interval
     max_unstable_fraction: float = 0.5  # the detector never places s past this share of the run
+    # step_epoch: half-life (epochs) of the weighted mean of epoch energies; None: plain mean
+    epoch_halflife: float | None = 3.0
+    halflife_share: float = 0.5  # half-life grows to this share of the stable epochs seen
+    # step_power: mean power over the last ``power_window`` stable epochs (None: all) ...
+    power_window: int | None = 8
+    # ... times a weighted mean of epoch durations with this half-life (None: plain mean)
+    duration_halflife: float | None = 3.0
 
     @classmethod
     def paper(cls) -> StepConfig:
@@ -202,6 +221,26 @@ def _quantile(level: float, dof: int) -> float:
     return z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
 
 
+def weighted_mean(xs: Sequence[float], halflife: float | None) -> float:
+    """Exponentially weighted mean, the last value weighing most; plain mean if None."""
+    if not halflife:
+        return math.fsum(xs) / len(xs)
+    n = len(xs)
+    w = [0.5 ** ((n - 1 - i) / halflife) for i in range(n)]
+    return math.fsum(a * b for a, b in zip(w, xs, strict=True)) / math.fsum(w)
+
+
+def _halflife(base: float | None, share: float, n: int) -> float | None:
+    return None if base is None else max(base, share * n)
+
+
+def _per_epoch_durations(segs: Sequence[Segment]) -> list[float]:
+    out: list[float] = []
+    for s in segs:
+        out.extend([s.duration_s / s.n] * s.n)
+    return out
+
+
 def _window(p: Progress, cfg: StepConfig) -> tuple[int, Checkpoint, Checkpoint] | None:
     segs = segments(p)
     if not segs:
@@ -263,8 +302,19 @@ def project(p: Progress, cfg: StepConfig | None = None) -> dict[str, Projection]
     half_epoch = q * sd * math.sqrt(n_left + n_left**2 / max(len(per), 1))
 
     if cfg.keep_measured:
-        e_power = now.energy_j + p_w * t_left
-        e_epoch = now.energy_j + (e_w / n_w) * n_left
+        durs = _per_epoch_durations(inside)
+        e_epoch_mean = weighted_mean(
+            per, _halflife(cfg.epoch_halflife, cfg.halflife_share, len(per))
+        )
+        recent = inside[-cfg.power_window :] if cfg.power_window else inside
+        recent_t = math.fsum(s.duration_s for s in recent)
+        p_recent = math.fsum(s.energy_j for s in recent) / recent_t if recent_t > 0 else p_w
+        d_mean = weighted_mean(
+            durs, _halflife(cfg.duration_halflife, cfg.halflife_share, len(durs))
+        )
+        t_left = n_left * d_mean
+        e_power = now.energy_j + p_recent * t_left
+        e_epoch = now.energy_j + e_epoch_mean * n_left
     else:
         total_t = (now.time_s - start.time_s) + t_left
         e_power = p_w * total_t
