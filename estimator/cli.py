@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from joulecast import __version__
 from joulecast.daemon import add_common_flags, metrics_registry
@@ -115,6 +116,8 @@ def build(args: argparse.Namespace) -> Service:
         finished_ttl_s=settings.finished_ttl_s,
         carbon_intensity=args.carbon_intensity or None,
         carbon_query=args.carbon_intensity_query or None,
+        calibration_min_jobs=settings.calibration_min_jobs,
+        calibration_file=Path(args.step_calibration_file) if args.step_calibration_file else None,
     )
     pre_models, retrainer = pre_flags.pre_setup(args)
     queue = queue_flags.queue_store(args)

@@ -81,7 +81,14 @@ class ServiceCollector(Collector):
 def room_collectors(snapshot: Callable[[], EstimatorSnapshot], version: str) -> list[Collector]:
     def step() -> StepView:
         s = snapshot()
-        return StepView(s.jobs, s.errors_by_job, s.summary, s.carbon_intensity)
+        return StepView(
+            s.jobs,
+            s.errors_by_job,
+            s.summary,
+            s.carbon_intensity,
+            s.calibration_jobs,
+            s.calibration_min_jobs,
+        )
 
     return [
         StepCollector(step),

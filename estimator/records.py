@@ -21,6 +21,9 @@ class MethodProjection:
     upper_j: float | None = None
     remaining_j: float | None = None
     end_s: float | None = None
+    #: the interval: True scaled on finished jobs (conformal), False the model's own
+    #: (too few finished jobs yet), None no interval
+    calibrated: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from joulecast.estimator.calibration_file import CalibrationFile
 from joulecast.estimator.pre.calibration import Calibration, Retrainer
 from joulecast.estimator.pre.model import Forecast
 from joulecast.estimator.pre.stage import PreStage
@@ -43,10 +45,17 @@ class EstimatorConfig:
     finished_ttl_s: float = 3600.0
     carbon_intensity: float | None = None  # gCO2e/kWh
     carbon_query: str | None = None  # PromQL returning gCO2e/kWh
+    calibration_min_jobs: int = 10
+    calibration_file: Path | None = None  # the interval calibration, kept across restarts
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
-            self.step, self.baselines, self.pue, self.track_epochs, self.finished_ttl_s
+            self.step,
+            self.baselines,
+            self.pue,
+            self.track_epochs,
+            self.finished_ttl_s,
+            self.calibration_min_jobs,
         )
 
 
@@ -67,6 +76,8 @@ class EstimatorSnapshot:
     cycles: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     skipped_samples: dict[str, int] = field(default_factory=dict)  # totals, by kind
+    calibration_jobs: dict[tuple[str, int], int] = field(default_factory=dict)
+    calibration_min_jobs: int = 10
 
 
 class Estimator:
@@ -84,6 +95,11 @@ class Estimator:
         self.queue = queue
         self.step = StepStage(config.step_settings())
         self.pre = PreStage(pre_models, retrainer)
+        self._calibration_file = (
+            CalibrationFile(config.calibration_file) if config.calibration_file else None
+        )
+        if self._calibration_file is not None:
+            self._calibration_file.load_into(self.step.calibration)
         self._clock = clock
         self._errors: dict[str, int] = {}
         self._skipped: dict[str, int] = {}
@@ -130,9 +146,17 @@ class Estimator:
             if self.pre.enabled and self.queue is not None
             else {}
         )
-        failures = self.pre.record_finished(self.step.evaluate_finished(now))
+        finished = self.step.evaluate_finished(now)
+        failures = self.pre.record_finished(finished)
         if failures:
             self._errors["history_write"] = self._errors.get("history_write", 0) + failures
+        saved = (
+            self._calibration_file.save(self.step.calibration)
+            if finished and self._calibration_file is not None
+            else True
+        )
+        if not saved:
+            self._errors["calibration_write"] = self._errors.get("calibration_write", 0) + 1
         self.step.forget(now)
         log.debug(
             "cycle: %d jobs, %d queued, %d queries, %.3f s",
@@ -160,6 +184,8 @@ class Estimator:
             cycles=self._snapshot.cycles + 1,
             errors=dict(self._errors),
             skipped_samples=dict(self._skipped),
+            calibration_jobs=self.step.calibration.sizes(),
+            calibration_min_jobs=self.step.calibration.min_jobs,
         )
         with self._lock:
             self._snapshot = snap

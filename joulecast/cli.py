@@ -81,13 +81,24 @@ def cmd_step_evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"{len(traces)} jobs, projected at epoch {args.at_epoch} ({skipped} too short)")
     print(
-        f"{'method':<14} {'jobs':>5} {'MAPE %':>8} {'RMSE kJ':>9} {'max APE %':>10} {'coverage':>9}"
+        f"{'method':<14} {'jobs':>5} {'MAPE %':>8} {'RMSE kJ':>9} {'max APE %':>10} "
+        f"{'coverage':>9} {'calibrated':>11} {'+/- %':>6}"
     )
     for m, s in sorted(scores.items()):
         cov = f"{s.coverage:.2f}" if s.coverage is not None else "-"
-        print(
-            f"{m:<14} {s.jobs:>5} {s.mape:>8.2f} {s.rmse_j / 1000:>9.2f} {s.max_ape:>10.1f} {cov:>9}"
+        cal = f"{s.calibrated_coverage:.2f}" if s.calibrated_coverage is not None else "-"
+        width = (
+            f"{100 * s.calibrated_half_width:.1f}" if s.calibrated_half_width is not None else "-"
         )
+        print(
+            f"{m:<14} {s.jobs:>5} {s.mape:>8.2f} {s.rmse_j / 1000:>9.2f} {s.max_ape:>10.1f} "
+            f"{cov:>9} {cal:>11} {width:>6}"
+        )
+    print(
+        f"coverage: share of true totals inside the {cfg.level:.0%} interval; calibrated: the "
+        "interval scaled on the other jobs' errors (leave-one-job-out split-conformal), as "
+        "the estimator scales it on its track record"
+    )
     return 0
 
 

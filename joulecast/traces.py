@@ -83,21 +83,60 @@ class MethodScore:
     mape: float  # percent
     rmse_j: float
     max_ape: float  # percent
-    coverage: float | None = None  # share of true totals inside the interval
+    coverage: float | None = None  # share of true totals inside the model's own interval
+    #: the same with the interval calibrated on the other jobs (leave-one-job-out
+    #: split-conformal), as the estimator calibrates it on its track record
+    calibrated_coverage: float | None = None
+    calibrated_half_width: float | None = None  # mean half-width, share of the projection
 
 
-def projections_at(
-    trace: Trace, at_epoch: int, cfg: StepConfig
-) -> dict[str, tuple[float, float | None, float | None]]:
-    """method -> (energy, lower, upper) as known when epoch ``at_epoch`` ended."""
+def conformal_quantile(scores: list[float], level: float) -> float:
+    """Split-conformal quantile: the ceil((n + 1) * level)-th smallest score (inf when n is
+    too small for the level); with exchangeable jobs the interval covers at least ``level``."""
+    n = len(scores)
+    k = math.ceil((n + 1) * level)
+    if n == 0 or k > n:
+        return math.inf
+    return sorted(scores)[k - 1]
+
+
+def normalized_error(truth: float, projected: float, remaining: float) -> float:
+    """|error| in units of the projected remaining energy: what is still unknown."""
+    return abs(truth - projected) / max(remaining, 1e-9 * max(abs(projected), 1.0))
+
+
+Known = tuple[float, float | None, float | None, float | None]
+
+
+def projections_at(trace: Trace, at_epoch: int, cfg: StepConfig) -> dict[str, Known]:
+    """method -> (energy, lower, upper, remaining) as known when epoch ``at_epoch`` ended."""
     p = trace.progress().truncated(at_epoch)
-    out: dict[str, tuple[float, float | None, float | None]] = {
-        m: (pr.energy_j, pr.lower_j, pr.upper_j) for m, pr in project(p, cfg).items()
+    out: dict[str, Known] = {
+        m: (pr.energy_j, pr.lower_j, pr.upper_j, pr.remaining_j)
+        for m, pr in project(p, cfg).items()
     }
     first = first_epoch_extrapolation(p)
     if first is not None:
-        out["first_epoch"] = (first, None, None)
+        out["first_epoch"] = (first, None, None, None)
     return out
+
+
+def _loo_coverage(
+    rows: list[tuple[float, float, float | None]], level: float
+) -> tuple[float | None, float | None]:
+    """(coverage, mean half-width share) of leave-one-job-out conformal intervals."""
+    usable = [(t, e, r) for t, e, r in rows if r is not None]
+    if len(usable) < 3:
+        return None, None
+    scores = [normalized_error(t, e, r) for t, e, r in usable]
+    covered, widths = 0, []
+    for i, (t, e, r) in enumerate(usable):
+        q = conformal_quantile(scores[:i] + scores[i + 1 :], level)
+        half = q * r
+        covered += abs(t - e) <= half
+        if math.isfinite(half) and e > 0:
+            widths.append(half / e)
+    return covered / len(usable), (sum(widths) / len(widths) if widths else None)
 
 
 def score(
@@ -105,19 +144,22 @@ def score(
 ) -> tuple[dict[str, MethodScore], int]:
     """Scores per method, and the number of jobs too short to be scored at ``at_epoch``."""
     errors: dict[str, list[tuple[float, float, bool | None]]] = {}
+    rows: dict[str, list[tuple[float, float, float | None]]] = {}
     skipped = 0
     for tr in traces:
         if len(tr.energies) <= at_epoch:
             skipped += 1
             continue
         truth = tr.total_j
-        for method, (e, lo, hi) in projections_at(tr, at_epoch, cfg).items():
+        for method, (e, lo, hi, rem) in projections_at(tr, at_epoch, cfg).items():
             inside = None if lo is None or hi is None else lo <= truth <= hi
             errors.setdefault(method, []).append((e - truth, truth, inside))
+            rows.setdefault(method, []).append((truth, e, rem))
     out = {}
     for method, errs in errors.items():
         apes = [abs(d) / t * 100 for d, t, _ in errs if t > 0]
         covered = [c for _, _, c in errs if c is not None]
+        cal, width = _loo_coverage(rows[method], cfg.level)
         out[method] = MethodScore(
             method=method,
             jobs=len(errs),
@@ -125,5 +167,7 @@ def score(
             rmse_j=math.sqrt(sum(d * d for d, _, _ in errs) / len(errs)),
             max_ape=max(apes) if apes else float("nan"),
             coverage=sum(covered) / len(covered) if covered else None,
+            calibrated_coverage=cal,
+            calibrated_half_width=width,
         )
     return out, skipped

@@ -300,6 +300,8 @@ def main() -> int:
                 f"127.0.0.1:{sp}",
                 "--carbon.intensity",
                 "300",
+                "--step.calibration-file",
+                str(args.out / "step-calibration.json"),
             ],
             est_url + "/metrics",
         )

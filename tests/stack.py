@@ -93,6 +93,8 @@ def start_estimator(tmp: Path, prometheus_url: str, *flags: str, port: int | Non
             prometheus_url,
             "--web.listen-address",
             f"127.0.0.1:{port}",
+            "--step.calibration-file",
+            str(tmp / f"calibration-{port}.json"),
             *flags,
         ],
         cwd=ROOT,

@@ -21,6 +21,8 @@ class StepView:
     errors_by_job: tuple[ErrorEntry, ...]
     summary: dict[tuple[str, int], tuple[int, float, float]]
     carbon_intensity: float | None = None
+    calibration_jobs: dict[tuple[str, int], int] | None = None
+    calibration_min_jobs: int = 10
 
 
 class StepCollector(Collector):
@@ -31,6 +33,23 @@ class StepCollector(Collector):
         s = self._view()
         yield from self._jobs(s)
         yield from self._track(s)
+        yield from self._calibration(s)
+
+    def _calibration(self, s: StepView) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily(
+            "joulecast_step_calibration_jobs",
+            "Finished jobs whose errors calibrate the projection interval, by method and "
+            "scoring epoch (intervals are calibrated from joulecast_step_calibration_min_jobs).",
+            labels=["method", "at_epoch"],
+        )
+        for (method, at), n in sorted((s.calibration_jobs or {}).items()):
+            jobs.add_metric([method, str(at)], n)
+        yield jobs
+        yield GaugeMetricFamily(
+            "joulecast_step_calibration_min_jobs",
+            "Finished jobs needed before an interval is calibrated.",
+            value=s.calibration_min_jobs,
+        )
 
     def _jobs(self, s: StepView) -> Iterator[Metric]:
         JM = ["job_id", "method"]
@@ -79,6 +98,12 @@ class StepCollector(Collector):
             "Epochs in the STEP window.",
             labels=["job_id"],
         )
+        calibrated = GaugeMetricFamily(
+            "joulecast_job_projection_interval_calibrated",
+            "1: the interval is scaled on finished jobs' errors (split-conformal, covers the "
+            "configured level); 0: the model's own interval, too few finished jobs yet.",
+            labels=JM,
+        )
         for job_id, r in sorted(s.jobs.items()):
             for method, m in sorted(r.methods.items()):
                 lv = [job_id, method]
@@ -90,6 +115,8 @@ class StepCollector(Collector):
                     remaining.add_metric(lv, m.remaining_j)
                 if m.end_s is not None:
                     end.add_metric(lv, m.end_s)
+                if m.calibrated is not None:
+                    calibrated.add_metric(lv, 1.0 if m.calibrated else 0.0)
                 if s.carbon_intensity is not None:
                     co2.add_metric(lv, m.energy_j / JOULES_PER_KWH * s.carbon_intensity)
             if r.stabilizing_epoch is not None:
@@ -97,7 +124,7 @@ class StepCollector(Collector):
             if r.window_start is not None and r.window_end is not None:
                 wstart.add_metric([job_id], r.window_start)
                 wlen.add_metric([job_id], r.window_end - r.window_start)
-        yield from (proj, lower, upper, remaining, end, co2, stab, wstart, wlen)
+        yield from (proj, lower, upper, remaining, end, co2, stab, wstart, wlen, calibrated)
         if s.carbon_intensity is not None:
             yield GaugeMetricFamily(
                 "joulecast_grid_carbon_intensity_grams_per_kwh",

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from joulecast.estimator.step.baselines import BaselineConfig
 from joulecast.estimator.step.stage import StepSettings
-from joulecast.flags import add_flag, non_negative_int, positive_float
+from joulecast.flags import add_flag, non_negative_int, positive_float, positive_int
 from joulecast.step import StepConfig
+
+
+def default_calibration_file() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "joulecast-estimator", "step-calibration.json")
 
 
 def _epoch_or_auto(v: str) -> int | None:
@@ -51,9 +59,22 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     f(
         g,
         "--step.min-window",
-        default=3,
+        default=StepConfig().min_window,
         type=non_negative_int,
         help="Stable epochs needed before projecting",
+    )
+    f(
+        g,
+        "--step.calibration-file",
+        default=default_calibration_file(),
+        help="JSON file keeping the interval calibration (finished jobs' errors) across restarts; empty: memory only",
+    )
+    f(
+        g,
+        "--step.calibration-min-jobs",
+        default=10,
+        type=positive_int,
+        help="Finished jobs needed before intervals are calibrated",
     )
     f(
         g,
@@ -132,4 +153,5 @@ def step_settings(args: argparse.Namespace) -> StepSettings:
         args.pue,
         args.track_epochs,
         args.jobs_finished_ttl,
+        args.step_calibration_min_jobs,
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from joulecast.estimator.prometheus.queries import EpochPoint, JobState
 from joulecast.estimator.records import FinishedJob, MethodProjection, float_or_none
 from joulecast.estimator.step.baselines import BaselineConfig, green_algorithms, mlco2
+from joulecast.estimator.step.calibration import IntervalCalibration
 from joulecast.estimator.step.trackrecord import ErrorEntry, JobFacts, TrackRecord, evaluate
 from joulecast.step import Checkpoint, Progress, Projection, StepConfig, StepError, project
 
@@ -25,6 +26,7 @@ class StepSettings:
     pue: float = 1.0  # applied alike to STEP energy and power projections
     track_epochs: tuple[int, ...] = (10, 15, 20)
     finished_ttl_s: float = 3600.0
+    calibration_min_jobs: int = 10  # finished jobs before intervals are calibrated
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class StepStage:
         self._jobs: dict[str, _Job] = {}
         self._track = TrackRecord()
         self._finished_errors: list[ErrorEntry] = []
+        self.calibration = IntervalCalibration(settings.step.level, settings.calibration_min_jobs)
 
     def merge(
         self, history: dict[str, list[EpochPoint]], states: dict[str, JobState], now: float
@@ -140,12 +143,14 @@ class StepStage:
         last: Projection | None = None
         for method, pr in job.step.items():
             assert job.progress is not None
+            lower, upper, calibrated = self._interval(method, pr, job.progress.epochs_done)
             methods[method] = MethodProjection(
                 energy_j=pr.energy_j * pue,
-                lower_j=pr.lower_j * pue,
-                upper_j=pr.upper_j * pue,
+                lower_j=lower * pue,
+                upper_j=upper * pue,
                 remaining_j=pr.remaining_j * pue,
                 end_s=job.progress.last.time_s + pr.remaining_s,
+                calibrated=calibrated,
             )
             last = pr
         if extra is not None:
@@ -167,6 +172,15 @@ class StepStage:
             window_start=last.window_start if last else None,
             window_end=last.window_end if last else None,
         )
+
+    def _interval(self, method: str, pr: Projection, epoch: int) -> tuple[float, float, bool]:
+        """The conformal interval once enough jobs have finished, else the model's own."""
+        cal = self.calibration.interval(method, epoch)
+        if cal is None:
+            return pr.lower_j, pr.upper_j, False
+        half = cal.half_width_ratio * pr.remaining_j
+        so_far = pr.energy_j - pr.remaining_j
+        return max(pr.energy_j - half, so_far), pr.energy_j + half, True
 
     def _baselines(
         self, st: JobState, progress: Progress | None, last: Projection | None
@@ -215,6 +229,7 @@ class StepStage:
         entries = evaluate(job_id, progress, measured, s.track_epochs, facts, s.step, s.baselines)
         self._track.add(entries)
         self._finished_errors.extend(entries)
+        self.calibration.add(entries)
 
     def forget(self, now: float) -> None:
         ttl = self.settings.finished_ttl_s

@@ -29,6 +29,7 @@ class ErrorEntry:
     at_epoch: int
     projected_j: float
     measured_j: float
+    remaining_j: float | None = None  # STEP's projected remaining energy at ``at_epoch``
 
     @property
     def error_ratio(self) -> float:
@@ -39,17 +40,29 @@ class ErrorEntry:
 def projections_at(
     progress: Progress, epoch: int, facts: JobFacts, step_cfg: StepConfig, base_cfg: BaselineConfig
 ) -> dict[str, float]:
+    return {
+        m: e for m, (e, _) in _projections_at(progress, epoch, facts, step_cfg, base_cfg).items()
+    }
+
+
+def _projections_at(
+    progress: Progress, epoch: int, facts: JobFacts, step_cfg: StepConfig, base_cfg: BaselineConfig
+) -> dict[str, tuple[float, float | None]]:
+    """method -> (projected total, projected remaining or None) as known at ``epoch``."""
     p = progress.truncated(epoch)
-    out = {m: pr.energy_j for m, pr in project(p, step_cfg).items()}
+    out: dict[str, tuple[float, float | None]] = {
+        m: (pr.energy_j, pr.remaining_j) for m, pr in project(p, step_cfg).items()
+    }
     first = first_epoch_extrapolation(p)
     if first is not None:
-        out["first_epoch"] = first
+        out["first_epoch"] = (first, None)
     if p.epochs_done > 0:
         elapsed = p.last.time_s - p.checkpoints[0].time_s
         duration = elapsed / p.epochs_done * progress.epochs_planned
-        out["mlco2"] = mlco2(facts.tdp_w, duration)
-        out["green_algorithms"] = green_algorithms(
-            facts.tdp_w, duration, facts.usage, facts.memory_gb, base_cfg
+        out["mlco2"] = (mlco2(facts.tdp_w, duration), None)
+        out["green_algorithms"] = (
+            green_algorithms(facts.tdp_w, duration, facts.usage, facts.memory_gb, base_cfg),
+            None,
         )
     return out
 
@@ -70,8 +83,8 @@ def evaluate(
         # What was known at epoch k: the checkpoints up to k (k itself may not have been scraped).
         if k >= progress.epochs_planned or k > progress.epochs_done:
             continue
-        for method, e in projections_at(progress, k, facts, step_cfg, base_cfg).items():
-            out.append(ErrorEntry(job_id, method, k, e, measured_j))
+        for method, (e, rem) in _projections_at(progress, k, facts, step_cfg, base_cfg).items():
+            out.append(ErrorEntry(job_id, method, k, e, measured_j, rem))
     return out
 
 

@@ -211,12 +211,12 @@ def test_embedded_mode_projects_in_process(caplog):
                 pr = job.embedded.last["step_epoch"]
                 assert pr.energy_j == pytest.approx(3000 + 19 * 1000)
     reports = [r.message for r in caplog.records if "projected total" in r.message]
-    assert len(reports) == 1 and "after epoch 6/20" in reports[0]
+    assert len(reports) == 1 and "after epoch 4/20" in reports[0]
     assert "22.00 kJ" in reports[0]  # 22 kJ, not "0.006 kWh"
     final = [r.message for r in caplog.records if "measured total" in r.message]
     assert final == [
         "joulecast: measured total 22.00 kJ over 20 epochs; "
-        "the first projection (epoch 6) was +0.0% off"
+        "the first projection (epoch 4) was +0.0% off"
     ]
     assert not [r for r in caplog.records if "unreachable" in r.message]  # no exporter asked
 

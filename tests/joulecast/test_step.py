@@ -78,8 +78,8 @@ def test_detector_trims_warmup_and_plateau_but_not_spikes():
 
 
 def test_no_projection_until_the_window_is_complete():
-    p = progress([300, 100, 100, 100], [30, 10, 10, 10], planned=20)
-    assert project(p) == {}  # 3 stable epochs < min_window 5
+    p = progress([300, 100, 100], [30, 10, 10], planned=20)
+    assert project(p) == {}  # 2 stable epochs < min_window 3
     p = progress([300] + [100] * 5, [30] + [10] * 5, planned=20)
     pr = project(p)
     assert pr["step_epoch"].energy_j == pytest.approx(800 + 14 * 100)
@@ -167,3 +167,18 @@ def test_periodic_evaluation_epochs_are_part_of_the_regime():
         pr = project(p.truncated(k))["step_epoch"]
         assert pr.stabilizing_epoch <= 2
         assert abs(pr.energy_j - truth) / truth < 0.03, k
+
+
+def test_the_two_methods_are_two_estimators():
+    """Epoch energies weighted towards recent epochs, against the power of the last epochs
+    times a weighted duration: with power and duration varying apart they differ."""
+    energies = [300] + [100 + 2 * i for i in range(12)]
+    durations = [30] + [10 + (2 if i % 3 == 0 else -1) for i in range(12)]
+    pr = project(progress(energies, durations, planned=30))
+    epoch, power = pr["step_epoch"], pr["step_power"]
+    assert epoch.energy_j != pytest.approx(power.energy_j, rel=1e-4)
+    so_far = sum(energies)
+    plain_mean = sum(energies[1:]) / 12
+    for p in (epoch, power):  # both lean towards the recent, larger epochs
+        per_epoch_left = (p.energy_j - so_far) / (30 - len(energies))
+        assert plain_mean < per_epoch_left <= max(energies[1:]) * 1.1

@@ -7,6 +7,8 @@ import random
 import subprocess
 import sys
 
+import pytest
+
 from joulecast.step import Progress, StepConfig, project
 from joulecast.traces import Trace, score
 from tests.conftest import shared_path
@@ -36,6 +38,23 @@ def test_evaluate_on_the_real_traces():
     assert abs(paper["methods"]["step_epoch"]["mape"] - 4.0) < 0.1
     text = run("step", "evaluate", str(path), "--at-epoch", "10")
     assert "step_epoch" in text.stdout and "MAPE" in text.stdout
+
+
+@pytest.mark.parametrize("k", [10, 15, 20, 30])
+def test_default_against_the_papers_configuration_and_calibrated_coverage(k):
+    """At every projection point: the default at or below the paper's configuration, two
+    methods that differ, and calibrated 90 % intervals that cover 85-95 % of the runs."""
+    path = shared_path("data/traces/eatit_vgg16_rtx3090.csv")
+    ours = json.loads(run("step", "evaluate", str(path), "--at-epoch", str(k), "--json").stdout)
+    paper = json.loads(
+        run("step", "evaluate", str(path), "--at-epoch", str(k), "--json", "--paper").stdout
+    )
+    m, pm = ours["methods"], paper["methods"]
+    for method in ("step_epoch", "step_power"):
+        if method in pm:  # the paper's configuration projects from epoch 15 on
+            assert m[method]["mape"] <= pm[method]["mape"], (k, method)
+        assert 0.85 <= m[method]["calibrated_coverage"] <= 0.95, (k, method)
+    assert m["step_epoch"]["mape"] != m["step_power"]["mape"]
 
 
 def test_evaluate_bad_input_is_a_clear_error(tmp_path):

@@ -1,0 +1,88 @@
+"""Intervals calibrated on the track record: split-conformal, per method and epoch.
+
+A STEP interval assumes independent epochs; real runs drift and stall, so its nominal 90 %
+covers the final total far less often. Finished jobs say by how much: for each method and
+scoring epoch k the calibration keeps the normalised errors of finished jobs,
+``|measured - projected| / projected remaining`` at k. A running job at epoch e then gets
+``projected +/- q * remaining``, q the conformal quantile of the scores of the largest
+scoring epoch at or below e (the smallest above it before then). Until ``min_jobs`` jobs
+are in, the model's own interval is kept and labelled uncalibrated.
+
+Pure: the scores go in and out as plain data; the service persists them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from joulecast.estimator.step.trackrecord import ErrorEntry
+from joulecast.traces import conformal_quantile, normalized_error
+
+MAX_SCORES = 500
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    half_width_ratio: float  # q: half-width in units of the projected remaining energy
+    jobs: int
+    at_epoch: int
+
+
+class IntervalCalibration:
+    def __init__(self, level: float = 0.9, min_jobs: int = 10) -> None:
+        self.level = level
+        # the conformal quantile exists only from ceil(level / (1 - level)) scores on
+        self.min_jobs = max(min_jobs, math.ceil(level / max(1e-9, 1 - level)))
+        self._scores: dict[tuple[str, int], deque[float]] = {}
+
+    def add(self, entries: Iterable[ErrorEntry]) -> int:
+        added = 0
+        for e in entries:
+            if e.remaining_j is None or not math.isfinite(e.projected_j):
+                continue
+            score = normalized_error(e.measured_j, e.projected_j, e.remaining_j)
+            if math.isfinite(score):
+                self._scores.setdefault((e.method, e.at_epoch), deque(maxlen=MAX_SCORES)).append(
+                    score
+                )
+                added += 1
+        return added
+
+    def _key(self, method: str, epoch: int) -> tuple[str, int] | None:
+        epochs = sorted(k for m, k in self._scores if m == method)
+        if not epochs:
+            return None
+        below = [k for k in epochs if k <= epoch]
+        return (method, below[-1] if below else epochs[0])
+
+    def interval(self, method: str, epoch: int) -> Calibrated | None:
+        key = self._key(method, epoch)
+        if key is None:
+            return None
+        scores = list(self._scores[key])
+        if len(scores) < self.min_jobs:
+            return None
+        q = conformal_quantile(scores, self.level)
+        return Calibrated(q, len(scores), key[1]) if math.isfinite(q) else None
+
+    def sizes(self) -> dict[tuple[str, int], int]:
+        return {k: len(v) for k, v in self._scores.items()}
+
+    # -- persistence as plain data (the service writes it to a file) ---------------------
+    def state(self) -> dict:
+        return {
+            "level": self.level,
+            "scores": [
+                {"method": m, "at_epoch": k, "scores": list(v)}
+                for (m, k), v in sorted(self._scores.items())
+            ],
+        }
+
+    def restore(self, state: dict) -> None:
+        for item in state.get("scores", []):
+            key = (str(item["method"]), int(item["at_epoch"]))
+            values = [float(x) for x in item["scores"] if math.isfinite(float(x))]
+            self._scores[key] = deque(values[-MAX_SCORES:], maxlen=MAX_SCORES)
