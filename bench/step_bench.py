@@ -26,6 +26,7 @@ from joulecast.traces import Trace, read_traces, score  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "data" / "traces" / "eatit_vgg16_rtx3090.csv"
 SIMULATED = ROOT / "bench" / "traces" / "simulated_load_model.csv"  # SIMULATED (see its card)
+H200 = ROOT / "bench" / "traces" / "h200" / "traces.csv"  # real, recorded through the exporter
 TDP_W = 350.0
 
 
@@ -55,7 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--traces", type=Path, nargs="+", default=[DEFAULT, SIMULATED])
+    ap.add_argument("--traces", type=Path, nargs="+", default=[DEFAULT, H200, SIMULATED])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "step.json")
     args = ap.parse_args()
     result_all = {}
@@ -81,7 +82,7 @@ def run_file(path: Path) -> dict:
         f"{len(traces)} runs from {path.name}; mean absolute percentage error of the projected total\n"
     )
     print(
-        f"{'at epoch':>8}  {'configuration':<18} {'method':<17} {'runs':>4} {'MAPE %':>7} {'max %':>7} {'RMSE kJ':>8} {'90% cov.':>8}"
+        f"{'at epoch':>8}  {'configuration':<18} {'method':<17} {'runs':>4} {'MAPE %':>7} {'max %':>7} {'RMSE kJ':>8} {'90% cov.':>8} {'calibr.':>8}"
     )
     for at in (10, 15, 20, 30):
         rows = {}
@@ -97,14 +98,23 @@ def run_file(path: Path) -> dict:
                     "max_ape": s.max_ape,
                     "rmse_kj": s.rmse_j / 1000,
                     "coverage": s.coverage,
+                    "calibrated_coverage": s.calibrated_coverage,
                 }
         for m, b in baseline_scores(traces, at).items():
-            rows[("TDP baseline", m)] = {**b, "rmse_kj": None, "coverage": None}
+            rows[("TDP baseline", m)] = {
+                **b,
+                "rmse_kj": None,
+                "coverage": None,
+                "calibrated_coverage": None,
+            }
         for (label, m), r in rows.items():
             cov = f"{r['coverage']:.2f}" if r["coverage"] is not None else "-"
+            cal = (
+                f"{r['calibrated_coverage']:.2f}" if r["calibrated_coverage"] is not None else "-"
+            )
             rmse = f"{r['rmse_kj']:.2f}" if r["rmse_kj"] is not None else "-"
             print(
-                f"{at:>8}  {label[:18]:<18} {m:<17} {r['jobs']:>4} {r['mape']:>7.2f} {r['max_ape']:>7.1f} {rmse:>8} {cov:>8}"
+                f"{at:>8}  {label[:18]:<18} {m:<17} {r['jobs']:>4} {r['mape']:>7.2f} {r['max_ape']:>7.1f} {rmse:>8} {cov:>8} {cal:>8}"
             )
         print()
         result["at_epoch"][at] = {f"{label}/{m}": r for (label, m), r in rows.items()}
