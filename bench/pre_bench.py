@@ -1,6 +1,7 @@
-"""PRE accuracy: 5-fold CV (the seed study's protocol) and leave-one-GPU-out, every method.
+"""PRE accuracy: 5-fold CV (the seed study's protocol), leave-one-GPU-out and
+leave-one-architecture-out, every method.
 
-    python bench/pre_bench.py            # reference runs (5-fold, LOGO) and Zeus (LOGO)
+    python bench/pre_bench.py            # reference runs (5-fold, LOGO, LOAO) and Zeus (LOGO)
     python bench/pre_bench.py --quick    # reference runs only
 
 Data: ../shared/data/reference_runs.csv (700 runs, 3 GPUs; del Rey et al.) and
@@ -86,6 +87,7 @@ def main() -> None:
     runs = [
         ("reference_runs, 5-fold", ref, "kfold"),
         ("reference_runs, leave-one-GPU-out", ref, "logo"),
+        ("reference_runs, leave-one-architecture-out", ref, "loao"),
     ]
     if not args.quick:
         runs.append(

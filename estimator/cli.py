@@ -119,9 +119,11 @@ def build(args: argparse.Namespace) -> Service:
         calibration_min_jobs=settings.calibration_min_jobs,
         calibration_file=Path(args.step_calibration_file) if args.step_calibration_file else None,
     )
-    pre_models, retrainer = pre_flags.pre_setup(args)
+    pre_models, retrainer, ratings = pre_flags.pre_setup(args)
     queue = queue_flags.queue_store(args)
-    estimator = Estimator(client, config, pre_models=pre_models, queue=queue, retrainer=retrainer)
+    estimator = Estimator(
+        client, config, pre_models=pre_models, queue=queue, retrainer=retrainer, ratings=ratings
+    )
     registry = metrics_registry("estimator")
     for collector in room_collectors(estimator.snapshot, __version__):
         registry.register(collector)

@@ -50,11 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("pre", help="PRE forecasting models").add_subparsers(
         dest="pre_command", required=True
     )
-    cv = pre.add_parser("cv", help="5-fold and leave-one-GPU-out cross-validation of every method")
+    cv = pre.add_parser(
+        "cv",
+        help="5-fold, leave-one-GPU-out and leave-one-architecture-out cross-validation",
+    )
     cv.add_argument(
         "--data", type=Path, required=True, help="reference_runs.csv or a CSV in the PRE schema"
     )
-    cv.add_argument("--scheme", choices=["kfold", "logo", "both"], default="both")
+    cv.add_argument(
+        "--scheme",
+        choices=["kfold", "logo", "loao", "all", "both"],
+        default="all",
+        help="kfold, logo (leave-one-GPU-out), loao (leave-one-architecture-out), "
+        "all (the three), both (kfold and logo)",
+    )
     cv.add_argument("--json", action="store_true")
     tr = pre.add_parser("train", help="fit every method and save them with metadata")
     tr.add_argument("--data", type=Path, required=True)
@@ -90,19 +99,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Progress:
+    """Folds done, on standard error: a bar on a terminal, a log line per fold otherwise."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, method: str, fold: int, folds: int) -> None:
+        if self.tty:
+            bar = "#" * (20 * fold // folds)
+            end = "\n" if fold == folds else ""
+            print(
+                f"\r{self.what} {method:<17} [{bar:<20}] {fold}/{folds}", end=end, file=sys.stderr
+            )
+        else:
+            print(f"{self.what}: {method} fold {fold}/{folds} done", file=sys.stderr, flush=True)
+
+
 def _fmt_scores(scores: dict) -> dict:
     return {t: asdict(s) for t, s in scores.items()}
 
 
 def cmd_pre_cv(args: argparse.Namespace) -> int:
-    from joulecast.estimator.pre.cv import cross_validate, tdp_baselines
+    from joulecast.estimator.pre.cv import SCHEMES, cross_validate, tdp_baselines
     from joulecast.estimator.pre.dataset import load_training_table
 
     df = load_training_table(args.data)
-    schemes = ["kfold", "logo"] if args.scheme == "both" else [args.scheme]
+    schemes = {
+        "both": ["kfold", "logo"],
+        "all": ["kfold", "logo", "loao"],
+    }.get(args.scheme, [args.scheme])
     out: dict = {"data": str(args.data), "rows": len(df), "gpus": sorted(df["gpu_model"].unique())}
     for scheme in schemes:
-        res = cross_validate(df, ["pre_paper", "pre_physics"], scheme, tdp_baselines())
+        res = cross_validate(
+            df, ["pre_paper", "pre_physics"], scheme, tdp_baselines(), Progress(scheme)
+        )
         out[scheme] = {
             m: {
                 "overall": _fmt_scores(r["overall"]),
@@ -114,9 +146,7 @@ def cmd_pre_cv(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     for scheme in schemes:
-        print(
-            f"\n{scheme} ({'5-fold' if scheme == 'kfold' else 'leave-one-GPU-out'}), {len(df)} runs"
-        )
+        print(f"\n{scheme} ({SCHEMES[scheme]}), {len(df)} runs")
         print(
             f"{'method':<17} {'power RMSE W':>12} {'power MAPE %':>12} {'epoch kJ RMSE':>13} {'epoch MAPE %':>12} {'cov (power/epoch)':>18}"
         )
@@ -129,7 +159,7 @@ def cmd_pre_cv(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_models(data: Path, with_cv: bool = True) -> tuple[dict, dict]:
+def train_models(data: Path, with_cv: bool = True, progress=None) -> tuple[dict, dict]:
     from joulecast.estimator.pre.cv import _select_physics, cross_validate
     from joulecast.estimator.pre.dataset import file_hash, load_training_table
     from joulecast.estimator.pre.model import PaperPRE, PhysicsPRE
@@ -148,15 +178,23 @@ def train_models(data: Path, with_cv: bool = True) -> tuple[dict, dict]:
         }
     }
     if with_cv:
-        res = cross_validate(df, list(models), "kfold")
+        res = cross_validate(
+            df, list(models), "kfold", progress=progress("cv kfold") if progress else None
+        )
         meta["cv_kfold"] = {m: _fmt_scores(r["overall"]) for m, r in res.items()}
+        if df["gpu_model"].nunique() >= 2:  # how each method does on a GPU it never saw
+            res = cross_validate(
+                df, list(models), "logo", progress=progress("cv logo") if progress else None
+            )
+            meta["cv_logo"] = {m: _fmt_scores(r["overall"]) for m, r in res.items()}
     return models, meta
 
 
 def cmd_pre_train(args: argparse.Namespace) -> int:
     from joulecast.estimator.pre.store import save
 
-    models, meta = train_models(args.data, with_cv=not args.no_cv)
+    print(f"training pre_paper and pre_physics on {args.data} ...", file=sys.stderr, flush=True)
+    models, meta = train_models(args.data, with_cv=not args.no_cv, progress=Progress)
     save(args.out, models, meta)
     print(f"saved {', '.join(models)} to {args.out}")
     return 0
@@ -181,12 +219,12 @@ def cmd_pre_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from joulecast.estimator.pre.forecast import forecast_job
+    from joulecast.estimator.pre.forecast import forecast_job, method_ratings
     from joulecast.estimator.pre.gpus import all_names, lookup
     from joulecast.estimator.pre.store import SEED_DIR, load
 
-    models, _ = load(args.model or SEED_DIR)
-    lookup(args.gpu)  # a clear error before any work
+    models, meta = load(args.model or SEED_DIR)
+    requested = lookup(args.gpu).name  # a clear error before any work
     features = {
         "model_gflops": args.gflops,
         "batch_size": args.batch_size,
@@ -196,21 +234,35 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         "input_height": args.input_size[0] if args.input_size else None,
         "input_width": args.input_size[1] if args.input_size else None,
     }
-    gpus = [args.gpu] + (
-        [g for g in all_names() if g != lookup(args.gpu).name] if args.all_gpus else []
+    gpus = [requested] + ([g for g in all_names() if g != requested] if args.all_gpus else [])
+    fcs = forecast_job(models, features, args.epochs, gpus, method_ratings(meta))
+    # the requested GPU first (its recommended method, then the others in their domain);
+    # then every other GPU by its recommended method, by energy
+    first = sorted(
+        (f for f in fcs if f.gpu_model == requested), key=lambda f: (not f.recommended, f.method)
     )
-    rows = [asdict(f) for f in forecast_job(models, features, args.epochs, gpus)]
+    rest = sorted(
+        (f for f in fcs if f.gpu_model != requested and f.recommended), key=lambda f: f.energy_j
+    )
+    rows = [asdict(f) for f in first + rest]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(
         f"{'GPU':<24} {'method':<12} {'energy kWh':>11} {'interval kWh':>17} {'duration h':>10} {'power W':>8}"
     )
-    for r in sorted(rows, key=lambda r: (r["method"], r["energy_j"])):
+    for i, r in enumerate(rows):
+        if i == len(first) and rest:
+            print("other GPU models, each by its recommended method, least energy first:")
+        mark = "*" if r["recommended"] else " "
         print(
-            f"{r['gpu_model'][:24]:<24} {r['method']:<12} {r['energy_j'] / 3.6e6:>11.4f} "
+            f"{r['gpu_model'][:24]:<24} {r['method'] + mark:<12} {r['energy_j'] / 3.6e6:>11.4f} "
             f"{r['energy_lower_j'] / 3.6e6:>8.4f}-{r['energy_upper_j'] / 3.6e6:<8.4f} {r['duration_s'] / 3600:>10.2f} {r['power_w']:>8.0f}"
         )
+    print(
+        "* the method the model store rates best for that GPU (cross-validated epoch-energy "
+        "error; pre_paper speaks only for GPU models in its training data)"
+    )
     return 0
 
 

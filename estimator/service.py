@@ -89,12 +89,13 @@ class Estimator:
         pre_models: Mapping[str, Any] | None = None,
         queue: QueueStore | None = None,
         retrainer: Retrainer | None = None,
+        ratings: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.queue = queue
         self.step = StepStage(config.step_settings())
-        self.pre = PreStage(pre_models, retrainer)
+        self.pre = PreStage(pre_models, retrainer, ratings)
         self._calibration_file = (
             CalibrationFile(config.calibration_file) if config.calibration_file else None
         )

@@ -106,14 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     f(
         p,
         "--simulated.warmup-seconds",
-        default=20.0,
+        default=3.0,
         type=positive_float,
         help="Warm-up phase of the simulated load model",
     )
     f(
         p,
         "--simulated.cycle-seconds",
-        default=6.0,
+        default=2.0,
         type=positive_float,
         help="Period of the simulated evaluation dip (set it to the epoch length to model per-epoch evaluation)",
     )

@@ -44,19 +44,44 @@ def score(true: pd.DataFrame, pred: pd.DataFrame) -> dict[str, TargetScore]:
     return out
 
 
+SCHEMES = {
+    "kfold": "5-fold",
+    "logo": "leave-one-GPU-out",
+    "loao": "leave-one-architecture-out",
+}
+
+
+def architectures(df: pd.DataFrame) -> np.ndarray:
+    """An architecture is identified by its forward GFLOPs per input pixel, to two
+    significant digits: the same network at several input sizes differs only in its
+    classifier head (and the reference runs' GFLOPs are least-squares approximations,
+    which differ in the third digit)."""
+    per_pixel = df["model_gflops"] / (df["input_height"] * df["input_width"]) * 1e6
+    return np.array([float(f"{v:.2g}") for v in per_pixel])
+
+
 def _splits(df: pd.DataFrame, scheme: str, k: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
     if scheme == "kfold":
         return list(KFold(k, shuffle=True, random_state=42).split(df))
-    groups = df["gpu_model"].to_numpy()
+    if scheme == "loao":
+        groups = architectures(df)
+        what = "architectures"
+    else:
+        groups = df["gpu_model"].to_numpy()
+        what = "GPU models"
     n = len(set(groups))
     if n < 2:
-        raise ValueError("leave-one-GPU-out needs at least two GPU models")
-    return list(GroupKFold(n).split(df, groups=groups))
+        raise ValueError(f"{SCHEMES[scheme]} needs at least two {what}")
+    # outer: leave one group out; inner (model selection, k=3): at most k group folds
+    folds = n if k >= 5 else min(n, k)
+    return list(GroupKFold(folds).split(df, groups=groups))
 
 
 def _select_physics(train: pd.DataFrame, scheme: str) -> dict:
     """Pick the grid point with the lowest inner-CV mean of power and epoch-energy MAPE."""
     if scheme == "logo" and train["gpu_model"].nunique() < 2:
+        return PHYSICS_GRID[0]
+    if scheme == "loao" and len(set(architectures(train))) < 2:
         return PHYSICS_GRID[0]
     best, best_err = PHYSICS_GRID[0], math.inf
     for params in PHYSICS_GRID:
@@ -84,13 +109,17 @@ def cross_validate(
     methods: list[str],
     scheme: str,
     baselines: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, dict]:
-    """method -> {"overall": {target: TargetScore}, "per_gpu": {gpu: {target: TargetScore}}}."""
+    """method -> {"overall": {target: TargetScore}, "per_gpu": {gpu: {target: TargetScore}}}.
+
+    ``progress(method, fold, folds)`` is called after each fold (the CLI shows it)."""
     results = {}
     all_methods = list(methods) + list(baselines or {})
     for name in all_methods:
         parts = []
-        for tr, te in _splits(df, scheme):
+        splits = _splits(df, scheme)
+        for i, (tr, te) in enumerate(splits, start=1):
             train, test = df.iloc[tr], df.iloc[te]
             if baselines and name in baselines:
                 pred = baselines[name](test)
@@ -98,6 +127,8 @@ def cross_validate(
                 pred = make_method(name, train, scheme).fit(train).predict_interval(test)
             pred.index = test.index
             parts.append(pred)
+            if progress is not None:
+                progress(name, i, len(splits))
         pred = pd.concat(parts).loc[df.index]
         per_gpu = {
             g: score(df[df["gpu_model"] == g], pred[df["gpu_model"] == g])

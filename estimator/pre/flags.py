@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from joulecast.estimator.pre.calibration import HistoryStore, Retrainer, startup_models
-from joulecast.estimator.pre.store import SEED_DIR, ModelError
+from joulecast.estimator.pre.forecast import method_ratings
+from joulecast.estimator.pre.store import SEED_DIR, ModelError, load
 from joulecast.flags import add_flag, positive_float
 
 log = logging.getLogger("joulecast.estimator")
@@ -51,8 +52,22 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def pre_setup(args: argparse.Namespace) -> tuple[dict[str, Any], Retrainer | None]:
-    """The models to start with and the self-calibration, as the flags ask."""
+def pre_setup(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], Retrainer | None, dict[str, dict[str, float]]]:
+    """The models to start with, the self-calibration and the methods' CV ratings."""
+    models, retrainer = _models(args)
+    ratings: dict[str, dict[str, float]] = {}
+    if models:
+        configured = Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR
+        try:
+            ratings = method_ratings(load(configured)[1])
+        except ModelError:
+            ratings = {}
+    return models, retrainer, ratings
+
+
+def _models(args: argparse.Namespace) -> tuple[dict[str, Any], Retrainer | None]:
     if not args.pre_enabled:
         return {}, None
     retrained = Path(args.pre_history_file).parent / "pre-models" if args.pre_history_file else None

@@ -21,7 +21,9 @@ from out-of-fold residuals of the training data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,7 +70,7 @@ MISSING = -1.0  # sentinel for optional inputs in log space (trees split it off)
 #: Version of what a fitted model's attributes mean; bumped when a method's targets or
 #: inputs change, so that a model directory written before is refused, not misread.
 #: 2: pre_physics learns the log of the power fraction.
-MODEL_FORMAT = 2
+MODEL_FORMAT = 3
 
 
 def attach_gpu_specs(df: pd.DataFrame) -> pd.DataFrame:
@@ -178,6 +180,27 @@ class _IntervalMixin:
                 t: (lo - 1.0, hi + 1.0) for t, (lo, hi) in self.log_ratio_quantiles_.items()
             }
 
+    #: whether the method may speak for GPU models absent from its training data
+    extrapolates: bool = True
+
+    def covers(self, gpu_model: str, job: Mapping[str, Any] | None = None) -> bool:
+        """Whether this method's forecast for ``job`` on ``gpu_model`` is in its domain:
+        always for a method that extrapolates (unseen GPUs get the leave-one-GPU-out
+        interval), else only for GPU models in its training data and job features inside
+        the range it was trained on."""
+        if self.extrapolates:
+            return True
+        seen = {lookup(g).name for g in getattr(self, "seen_gpus_", [])}
+        if lookup(gpu_model).name not in seen:
+            return False
+        ranges = getattr(self, "feature_ranges_", {})
+        for name, value in (job or {}).items():
+            if name in ranges and value is not None and value == value:
+                lo, hi = ranges[name]
+                if not lo - 1e-9 <= float(value) <= hi + 1e-9:
+                    return False
+        return True
+
     def predict_interval(self, df: pd.DataFrame) -> pd.DataFrame:
         """Columns ``<target>``, ``<target>_lower``, ``<target>_upper``."""
         pred = self.predict(df)  # type: ignore[attr-defined]
@@ -199,7 +222,13 @@ class _IntervalMixin:
 
 
 class PaperPRE(_IntervalMixin, BaseEstimator):
-    """The seed study's Kernel Ridge configuration (``pre_paper``)."""
+    """The seed study's Kernel Ridge configuration (``pre_paper``).
+
+    An RBF kernel model of raw GPU specs: far from its training GPUs it falls back to its
+    mean and below (power clipped at 1 W), so it speaks only for GPU models it was trained on.
+    """
+
+    extrapolates = False
 
     def __init__(
         self,
@@ -223,6 +252,12 @@ class PaperPRE(_IntervalMixin, BaseEstimator):
         X = df[PAPER_FEATURES].fillna(0.0).to_numpy(float)
         self.power_ = self._krr().fit(X, df["power_w"])
         self.energy_ = self._krr().fit(X, df["epoch_energy_j"] / 1000.0)  # kJ, as the study
+        # an RBF kernel model knows only the box of job features it was trained in
+        self.feature_ranges_ = {
+            c: (float(df[c].min()), float(df[c].max()))
+            for c in JOB_COLUMNS
+            if c in df and df[c].notna().any()
+        }
         if self.interval_folds:
             self._fit_intervals(df)
         return self
@@ -310,3 +345,5 @@ class Forecast:
     duration_s: float
     energy_lower_j: float
     energy_upper_j: float
+    #: the method the model store rates best for this GPU (placement uses it)
+    recommended: bool = field(default=False, compare=False)

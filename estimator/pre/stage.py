@@ -37,10 +37,14 @@ def job_features(st: JobState) -> tuple[dict[str, float | None], str] | None:
 
 class PreStage:
     def __init__(
-        self, models: Mapping[str, Any] | None = None, retrainer: Retrainer | None = None
+        self,
+        models: Mapping[str, Any] | None = None,
+        retrainer: Retrainer | None = None,
+        ratings: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         self.models = dict(models or {})
         self.retrainer = retrainer
+        self.ratings = {k: dict(v) for k, v in (ratings or {}).items()}
         self._cache: dict[tuple, list[Forecast]] = {}
         self._lock = threading.Lock()  # the retrain thread swaps models and cache
 
@@ -58,7 +62,7 @@ class PreStage:
             models, cached = self.models, self._cache.get(key)
         if cached is None:
             try:
-                cached = forecast_job(models, features, epochs, gpus)
+                cached = forecast_job(models, features, epochs, gpus, self.ratings)
             except (UnknownGpu, ValueError) as err:
                 log.debug("no PRE forecast for %s: %s", gpus, err)
                 cached = []

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from joulecast.estimator.pre.forecast import placement
 from joulecast.estimator.pre.model import Forecast
 
 
@@ -44,11 +45,11 @@ class QueueCollector(Collector):
         )
         best = GaugeMetricFamily(
             "joulecast_queue_best_gpu_info",
-            "The GPU model of the fleet where a queued job is forecast to use the least energy, per method.",
+            "The GPU model of the fleet where a queued job is forecast to use the least energy, "
+            "each GPU judged by the method the model store rates best for it (label method).",
             labels=L,
         )
         for job_id, forecasts in sorted(queue.items()):
-            cheapest: dict[str, tuple[float, str]] = {}
             for f in forecasts:
                 lv = [job_id, f.gpu_model, f.method]
                 energy.add_metric(lv, f.energy_j)
@@ -56,10 +57,9 @@ class QueueCollector(Collector):
                 upper.add_metric(lv, f.energy_upper_j)
                 duration.add_metric(lv, f.duration_s)
                 power.add_metric(lv, f.power_w)
-                if f.method not in cheapest or f.energy_j < cheapest[f.method][0]:
-                    cheapest[f.method] = (f.energy_j, f.gpu_model)
-            for method, (_, gpu) in cheapest.items():
-                best.add_metric([job_id, gpu, method], 1.0)
+            chosen = placement(forecasts)
+            if chosen is not None:
+                best.add_metric([job_id, chosen.gpu_model, chosen.method], 1.0)
         yield from (energy, lower, upper, duration, power, best)
         yield GaugeMetricFamily(
             "joulecast_estimator_queued_jobs", "Jobs in the queue directory.", value=len(queue)
