@@ -109,9 +109,7 @@ def run_file(path: Path) -> dict:
             }
         for (label, m), r in rows.items():
             cov = f"{r['coverage']:.2f}" if r["coverage"] is not None else "-"
-            cal = (
-                f"{r['calibrated_coverage']:.2f}" if r["calibrated_coverage"] is not None else "-"
-            )
+            cal = f"{r['calibrated_coverage']:.2f}" if r["calibrated_coverage"] is not None else "-"
             rmse = f"{r['rmse_kj']:.2f}" if r["rmse_kj"] is not None else "-"
             print(
                 f"{at:>8}  {label[:18]:<18} {m:<17} {r['jobs']:>4} {r['mape']:>7.2f} {r['max_ape']:>7.1f} {rmse:>8} {cov:>8} {cal:>8}"

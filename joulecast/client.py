@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from joulecast.schema import (
-    MAX_EPOCHS,
     EpochMarker,
     FinishMarker,
     JobFeatures,
@@ -34,6 +33,7 @@ from joulecast.schema import (
     metric_name,
     parse_features,
     parse_gpu_selector,
+    planned_epochs,
     validate_job_id,
 )
 from joulecast.sender import PostFn, Request, Response, Sender, http_post
@@ -129,9 +129,7 @@ class Job:
         flush_timeout: float | None = None,
     ) -> None:
         self.job_id = validate_job_id(job_id)
-        self.epochs_planned = int(epochs)
-        if not 1 <= self.epochs_planned <= MAX_EPOCHS:
-            raise SchemaError(f"'epochs' must be between 1 and {MAX_EPOCHS}")
+        self.epochs_planned = planned_epochs(epochs)
         self.features: JobFeatures = parse_features(dict(features) if features else None)
         self.url = (url or os.environ.get("JOULECAST_URL") or DEFAULT_URL).rstrip("/")
         self.token = token if token is not None else os.environ.get("JOULECAST_TOKEN")
@@ -293,10 +291,14 @@ class Job:
         if self._uses_exporter:
             self._get_sender().submit(self._registration())
 
-    def set_planned(self, epochs: int) -> None:
-        """The plan as the framework knows it (``fit(epochs=)``, ``max_epochs``, ...)."""
-        epochs = int(epochs)
-        if 1 <= epochs <= MAX_EPOCHS and epochs != self.epochs_planned:
+    def set_planned(self, epochs: float) -> None:
+        """The plan as the framework knows it (``fit(epochs=)``, ``max_epochs``, a step
+        budget as fractional epochs)."""
+        try:
+            epochs = planned_epochs(epochs)
+        except SchemaError:
+            return
+        if epochs != self.epochs_planned:
             self.epochs_planned = epochs
             if self.embedded is not None:
                 self.embedded.epochs_planned = epochs
@@ -330,7 +332,7 @@ class Job:
         self,
         metrics: Mapping[str, Any] | None = None,
         *,
-        epochs_planned: int | None = None,
+        epochs_planned: float | None = None,
         epoch: int | None = None,
         at: float | None = None,
     ) -> None:

@@ -61,7 +61,7 @@ class JobSpec:
     """``POST /api/v1/jobs``: register a job."""
 
     job_id: str
-    epochs_planned: int
+    epochs_planned: float  # whole epochs, or fractional (a step budget ends mid-epoch)
     gpus: tuple[int, ...] = ()
     gpu_uuids: tuple[str, ...] = ()
     pids: tuple[int, ...] = ()
@@ -91,7 +91,7 @@ class EpochMarker:
 
     epoch: int
     metrics: dict[str, float] = field(default_factory=dict)
-    epochs_planned: int | None = None  # a job may extend or shorten its plan
+    epochs_planned: float | None = None  # a job may extend or shorten its plan
     #: Wall time (Unix seconds) of the epoch end as the client measured it: the exporter
     #: charges the epoch the job's energy at that time, however late the marker arrives.
     time: float | None = None
@@ -138,6 +138,13 @@ def _number(value: Any, name: str, lo: float, hi: float) -> float:
     if not lo <= value <= hi:
         raise SchemaError(f"'{name}' must be between {lo:g} and {hi:g}, got {value:g}")
     return value
+
+
+def planned_epochs(value: Any) -> float:
+    """Planned epochs: a whole number, or a fraction when training stops on a step budget
+    mid-epoch (Hugging Face ``max_steps``); at least 0.001 epochs, kept as an int if whole."""
+    n = _number(value, "epochs_planned", 0.001, MAX_EPOCHS)
+    return int(n) if float(n).is_integer() else round(n, 3)
 
 
 def _reject_unknown(payload: dict[str, Any], allowed: set[str], what: str) -> None:
@@ -240,7 +247,7 @@ def parse_job_spec(payload: Any) -> JobSpec:
         pids = _int_list(payload["pids"], "pids", MAX_PID, MAX_PIDS_PER_JOB)
     return JobSpec(
         job_id=validate_job_id(payload["job_id"]),
-        epochs_planned=_int(payload["epochs_planned"], "epochs_planned", 1, MAX_EPOCHS),
+        epochs_planned=planned_epochs(payload["epochs_planned"]),
         gpus=gpus,
         gpu_uuids=uuids,
         pids=pids,
@@ -270,7 +277,7 @@ def parse_epoch_marker(payload: Any) -> EpochMarker:
     return EpochMarker(
         epoch=_int(payload["epoch"], "epoch", 1, MAX_EPOCHS),
         metrics=metrics,
-        epochs_planned=None if planned is None else _int(planned, "epochs_planned", 1, MAX_EPOCHS),
+        epochs_planned=None if planned is None else planned_epochs(planned),
         time=None if payload.get("time") is None else _number(payload["time"], "time", 0, 1e11),
     )
 

@@ -62,7 +62,7 @@ class Progress:
     """A running job: its epoch checkpoints (epoch 0 = start) and planned epochs."""
 
     checkpoints: tuple[Checkpoint, ...]
-    epochs_planned: int
+    epochs_planned: float  # may be fractional: a step budget that ends mid-epoch
 
     def __post_init__(self) -> None:
         cps = self.checkpoints

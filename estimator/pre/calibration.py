@@ -40,7 +40,7 @@ class HistoryRow:
     job_id: str
     gpu_model: str
     features: dict[str, float | None]
-    epochs: int
+    epochs: float
     energy_j: float
     duration_s: float
     finished_at: float

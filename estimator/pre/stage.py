@@ -99,9 +99,10 @@ class PreStage:
             feats, gpu = found
             p = job.progress
             duration = p.last.time_s - p.checkpoints[0].time_s
-            row = HistoryRow(
-                job.job_id, gpu, feats, p.epochs_done, job.energy_j, duration, job.finished_s
-            )
+            planned = job.state.epochs_planned
+            # a step budget that ended mid-epoch: the last marker was a partial epoch
+            epochs = planned if p.epochs_done - 1 < planned < p.epochs_done else p.epochs_done
+            row = HistoryRow(job.job_id, gpu, feats, epochs, job.energy_j, duration, job.finished_s)
             try:
                 added = self.retrainer.history.add(row)
             except OSError as err:

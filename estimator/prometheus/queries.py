@@ -34,7 +34,7 @@ class JobState:
     """A job as the exporter last reported it."""
 
     job_id: str
-    epochs_planned: int = 0
+    epochs_planned: float = 0
     epochs_completed: int = 0
     running: bool = True
     failed: bool = False  # ended with an error: neither scored nor learned from
@@ -106,7 +106,7 @@ def group_history(
 
 
 _FIELDS = {
-    "joulecast_job_epochs_planned": ("epochs_planned", int),
+    "joulecast_job_epochs_planned": ("epochs_planned", float),
     "joulecast_job_epochs_completed": ("epochs_completed", int),
     "joulecast_job_energy_joules_total": ("energy_j", float),
     "joulecast_job_epoch_end_energy_joules": ("epoch_end_energy_j", float),

@@ -35,7 +35,7 @@ class JobRecord:
     spec: JobSpec
     gpus: tuple[int, ...]  # resolved physical GPU indices; empty with pid-based attribution
     created_at: float
-    epochs_planned: int
+    epochs_planned: float
     epochs_completed: int = 0
     energy_joules: float = 0.0  # attributed GPU energy, idle share included
     idle_energy_joules: float = 0.0  # the idle-power part of energy_joules

@@ -72,6 +72,13 @@ class GpuDirectory:
         return len(mine) / len(g.mig)
 
 
+def _plan_after(marker: EpochMarker, planned: float) -> float:
+    """The plan once ``marker.epoch`` ended: a job that runs past its plan is planned at what
+    it ran; a fractional plan whose last, partial epoch this is stays as it is."""
+    plan = marker.epochs_planned or planned
+    return plan if plan > marker.epoch - 1 else marker.epoch
+
+
 class JobRegistry:
     def __init__(
         self,
@@ -222,7 +229,7 @@ class JobRegistry:
             gpus=self._resolve_gpus(merged),
             finished_at=None,
             outcome=None,
-            epochs_planned=max(spec.epochs_planned, 1),
+            epochs_planned=spec.epochs_planned,
         )
         start = spec.start_epoch
         if start is not None and start < record.epochs_completed:
@@ -294,7 +301,7 @@ class JobRegistry:
                 epoch_end_energy_joules=max(energy, record.epoch_end_energy_joules),
                 epoch_end_timestamp=at,
                 last_metrics=dict(marker.metrics),
-                epochs_planned=max(marker.epochs_planned or record.epochs_planned, marker.epoch),
+                epochs_planned=_plan_after(marker, record.epochs_planned),
             )
             self._persist(updated, dict(marker.metrics))
             self._apply(record, updated)

@@ -6,7 +6,8 @@
 An epoch's marker carries that epoch's metrics: the Trainer evaluates and logs after
 ``on_epoch_end``, so the marker is taken (with its end time) at the epoch end and posted
 once that epoch's evaluation and logs are in, or when the next epoch starts, or when
-training ends. Planned epochs come from ``num_train_epochs`` (``max_steps`` rounded up);
+training ends. Planned epochs come from ``num_train_epochs``, or from ``max_steps`` as
+fractional epochs (12.5 when the step budget ends half-way through epoch 13);
 ``resume_from_checkpoint`` resumes the job at the restored epoch.
 """
 
@@ -38,16 +39,30 @@ def _callback_class() -> type:
                 self.job.epoch_end(metrics, epoch=epoch, at=at)
 
         @staticmethod
-        def _planned(state: Any) -> int | None:
-            epochs = getattr(state, "num_train_epochs", None)
+        def _planned(args: Any, state: Any, loader: Any) -> float | None:
+            """Epochs as the Trainer will run them: ``max_steps`` over the optimizer steps of
+            an epoch (fractional when the budget ends mid-epoch), else ``num_train_epochs``."""
+            max_steps = getattr(args, "max_steps", -1) or -1
+            if max_steps > 0 and loader is not None:
+                try:
+                    batches = len(loader)
+                except TypeError:  # an iterable dataset has no length
+                    batches = 0
+                accum = max(1, int(getattr(args, "gradient_accumulation_steps", 1) or 1))
+                per_epoch = max(1, batches // accum)
+                if batches:
+                    return round(max_steps / per_epoch, 3)
+            epochs = getattr(args, "num_train_epochs", None) or getattr(
+                state, "num_train_epochs", None
+            )
             if isinstance(epochs, (int, float)) and epochs > 0:
-                return math.ceil(epochs)
+                return float(epochs)
             return None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if not getattr(state, "is_world_process_zero", True):
                 self.job.rank = max(self.job.rank, 1)
-            planned = self._planned(state)
+            planned = self._planned(args, state, kw.get("train_dataloader"))
             if planned:
                 self.job.set_planned(planned)
 

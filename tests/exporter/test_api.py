@@ -47,11 +47,11 @@ def test_register_mark_finish_list(exp):
     [
         ({"epochs_planned": 5}, "'job_id' is required"),
         ({"job_id": "a"}, "'epochs_planned' is required"),
-        ({"job_id": "a", "epochs_planned": "ten"}, "must be an integer"),
-        ({"job_id": "a", "epochs_planned": True}, "must be an integer"),
-        ({"job_id": "a", "epochs_planned": -3}, "between 1 and"),
-        ({"job_id": "a", "epochs_planned": 10**12}, "between 1 and"),
-        ({"job_id": "a", "epochs_planned": 2.5}, "must be an integer"),
+        ({"job_id": "a", "epochs_planned": "ten"}, "must be a number"),
+        ({"job_id": "a", "epochs_planned": True}, "must be a number"),
+        ({"job_id": "a", "epochs_planned": -3}, "between 0.001 and"),
+        ({"job_id": "a", "epochs_planned": 10**12}, "between 0.001 and"),
+        ({"job_id": "a", "epochs_planned": float("nan")}, "must be finite"),
         ({"job_id": "a b", "epochs_planned": 5}, "'job_id' must be"),
         ({"job_id": 'x"}\n', "epochs_planned": 5}, "'job_id' must be"),
         ({"job_id": "a" * 200, "epochs_planned": 5}, "'job_id' must be"),
@@ -225,3 +225,18 @@ def test_finished_jobs_expire(make_exporter):
     time.sleep(0.3)
     assert exp.registry.expire() == ["a"]
     assert http("GET", exp.url + "/api/v1/jobs/a")[0] == 404
+
+
+def test_fractional_plans_and_overruns(exp):
+    """A step budget ending mid-epoch plans 2.5 epochs; a run past a whole plan is planned
+    at what it ran."""
+    assert post(exp, "/api/v1/jobs", {"job_id": "half", "epochs_planned": 2.5})[0] == 201
+    for e in (1, 2, 3):
+        code, body = post(exp, "/api/v1/jobs/half/epochs", {"epoch": e})
+        assert code == 200
+    assert body["epochs_planned"] == 2.5
+    assert post(exp, "/api/v1/jobs", {"job_id": "over", "epochs_planned": 2})[0] == 201
+    for e in (1, 2, 3):
+        code, body = post(exp, "/api/v1/jobs/over/epochs", {"epoch": e})
+    assert body["epochs_planned"] == 3
+    assert post(exp, "/api/v1/jobs", {"job_id": "zero", "epochs_planned": 0})[0] == 400

@@ -195,3 +195,13 @@ def test_exporter_away_for_the_first_half_of_a_keras_run(exporter, tmp_path):
     energies = [e["energy_joules"] for e in epochs]
     per_epoch = [b - a for a, b in zip(energies, energies[1:], strict=False)]
     assert min(per_epoch) > 0.5 * max(per_epoch), per_epoch  # not bunched at delivery
+
+
+def test_hugging_face_max_steps_plans_fractional_epochs(exporter, tmp_path):
+    """max_steps=10 with 4 steps an epoch: 2.5 epochs planned, not 5 and not 3."""
+    run = train(exporter, "hf", "steps", "hf-steps", tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    body = job(exporter, "hf-steps")
+    assert body["epochs_planned"] == 2.5
+    assert [e["epoch"] for e in body["epochs"]] == [1, 2, 3]  # the third is the half epoch
+    assert body["state"] == "finished"

@@ -7,7 +7,8 @@ environment (CPU builds). Usage::
 
 FRAMEWORK: keras | lightning | hf. MODE: plain, early, crash (raises after epoch 3), kill
 (SIGKILL after epoch 3), resume (from the checkpoint of epoch 2), ddp, ddp_spawn, odd,
-slow (Keras: 0.8 s epochs, end times written to WORKDIR/ends.txt).
+slow (Keras: 0.8 s epochs, end times written to WORKDIR/ends.txt), steps (HF:
+max_steps of 2.5 epochs).
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def run_hf(mode: str, job: joulecast.Job, work: Path) -> None:
         report_to=[],
         use_cpu=True,
         disable_tqdm=True,
+        max_steps=10 if mode == "steps" else -1,  # 4 steps an epoch: 2.5 epochs
     )
     trainer = Trainer(
         model=Tiny(),
