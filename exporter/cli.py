@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "nvml", "simulated", "none"],
         help="GPU backend; auto picks nvml when a GPU is present, else simulated",
     )
+    _add_simulated_flags(p)
+    _add_sampling_and_job_flags(p)
+    p.add_argument("--version", action="version", version=f"joulecast-exporter {__version__}")
+    return p
+
+
+def _add_simulated_flags(p: argparse.ArgumentParser) -> None:
+    f = add_flag
     f(
         p,
         "--simulated.gpus",
@@ -118,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Period of the simulated evaluation dip (set it to the epoch length to model per-epoch evaluation)",
     )
     f(p, "--simulated.seed", default=0, type=non_negative_int, help="Random seed of the simulation")
+
+
+def _add_sampling_and_job_flags(p: argparse.ArgumentParser) -> None:
+    f = add_flag
     f(
         p,
         "--sampling.gpu-hz",
@@ -164,8 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     f(p, "--path.sysfs", default="/sys", help="sysfs mount point (RAPL powercap lives under it)")
     f(p, "--collector.host", default=True, boolean=True, help="Enable the host (psutil) collector")
     f(p, "--collector.rapl", default=True, boolean=True, help="Enable the RAPL collector")
-    p.add_argument("--version", action="version", version=f"joulecast-exporter {__version__}")
-    return p
 
 
 @dataclass

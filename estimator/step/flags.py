@@ -83,6 +83,11 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         type=positive_float,
         help="Level of the projection interval",
     )
+    _add_baseline_flags(g)
+
+
+def _add_baseline_flags(g: argparse._ActionsContainer) -> None:
+    f = add_flag
     f(
         g,
         "--pue",

@@ -1,0 +1,55 @@
+"""What a training process can learn about its job from its environment: its GPUs
+(CUDA, the NVIDIA container toolkit, Slurm) and its rank in a distributed run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from joulecast.schema import SchemaError, parse_gpu_selector
+
+
+def _selector(env: Mapping[str, str], var: str) -> tuple[list[int], list[str]] | None:
+    value = env.get(var, "").strip()
+    if not value or value.lower() in ("nodevfiles", "-1", "all", "none", "void"):
+        return None
+    try:
+        indices, uuids = parse_gpu_selector(value)
+    except SchemaError:
+        return None
+    return list(indices), list(uuids)
+
+
+def gpus_from_environment(env: Mapping[str, str] | None = None) -> tuple[list[int], list[str]]:
+    """GPUs of this process's allocation, as the node's exporter can name them.
+
+    ``CUDA_VISIBLE_DEVICES`` UUIDs first; then a container's ``NVIDIA_VISIBLE_DEVICES``
+    (set by the NVIDIA container toolkit and the Kubernetes device plugin: host UUIDs or
+    indices, where ``CUDA_VISIBLE_DEVICES`` indices would count from the container's first
+    GPU); then ``CUDA_VISIBLE_DEVICES`` indices; then Slurm's ``SLURM_STEP_GPUS`` /
+    ``SLURM_JOB_GPUS``. Nothing usable: ``([], [])``.
+    """
+    env = os.environ if env is None else env
+    cuda = _selector(env, "CUDA_VISIBLE_DEVICES")
+    if cuda is not None and cuda[1]:
+        return cuda
+    for found in (
+        _selector(env, "NVIDIA_VISIBLE_DEVICES"),
+        cuda,
+        _selector(env, "SLURM_STEP_GPUS"),
+        _selector(env, "SLURM_JOB_GPUS"),
+    ):
+        if found is not None:
+            return found
+    return [], []
+
+
+def rank_from_environment(env: Mapping[str, str] | None = None) -> int:
+    """This process's global rank in a distributed run: ``RANK`` (torchrun, Lightning),
+    else ``LOCAL_RANK`` (one node), else Slurm's ``SLURM_PROCID``; 0 when none is set."""
+    env = os.environ if env is None else env
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = env.get(var, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
