@@ -105,3 +105,30 @@ def test_client_from_a_bare_install_posts_markers(wheel, tmp_path, make_exporter
 
     status, body = http("GET", exp.url + "/api/v1/jobs/bare-install")
     assert status == 200 and len(body["epochs"]) == 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "extra, command, absent",
+    [
+        ("exporter", "joulecast-exporter", "sklearn"),  # no estimator stack on a GPU node
+        ("estimator", "joulecast-estimator", "pynvml"),  # no NVML beside Prometheus
+    ],
+)
+def test_each_extra_installs_its_daemon_and_only_its_stack(wheel, tmp_path, extra, command, absent):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", f"{wheel}[{extra}]"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    version = subprocess.run(
+        [str(venv / "bin" / command), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert version.returncode == 0 and "joulecast" in version.stdout, version.stderr
+    probe = subprocess.run([str(py), "-c", f"import {absent}"], capture_output=True, timeout=60)
+    assert probe.returncode != 0, f"{absent} came with joulecast[{extra}]"
