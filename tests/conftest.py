@@ -26,6 +26,14 @@ def missing_shared() -> dict[str, str]:
     return {rel: why for rel, why in SHARED_FILES.items() if not (SHARED / rel).exists()}
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say once, at the top of the run (also under -q), what is skipped and why."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and session.config.get_verbosity() < 0:
+        for line in pytest_report_header(session.config):
+            reporter.write_line(line)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     missing = missing_shared()
     if not missing:
