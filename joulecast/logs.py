@@ -28,30 +28,26 @@ def _logfmt_value(v: str) -> str:
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def _fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, str]:
+    out = {
+        "ts": _stamp(record),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    if record.exc_info:
+        out["err"] = formatter.formatException(record.exc_info)
+    return out
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": _stamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            fields["err"] = self.formatException(record.exc_info)
-        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items())
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(self, record).items())
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": _stamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["err"] = self.formatException(record.exc_info)
-        return json.dumps(out)
+        return json.dumps(_fields(self, record))
 
 
 def setup_logging(args: argparse.Namespace) -> None:
