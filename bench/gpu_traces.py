@@ -153,6 +153,63 @@ def train(job_id, model, batch, bf16, frozen, url, epochs, seconds, calib_steps=
     return steps
 
 
+def train_loader(job_id, width, batch, epochs, url, checkpoint_every=5, workers=4):
+    """A run closer to real ones: a DataLoader with CPU-side augmentation in worker
+    processes, an evaluation pass, and a checkpoint written every few epochs (stalls)."""
+    import tempfile
+
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import joulecast
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12_000, 3, 48, 48, generator=g)
+    y = torch.randint(0, 100, (12_000,), generator=g)
+
+    def augment(batch_list):
+        xs = torch.stack([b[0] for b in batch_list])
+        if torch.rand(1).item() < 0.5:
+            xs = xs.flip(-1)
+        xs = xs + 0.05 * torch.randn_like(xs)
+        return xs, torch.stack([b[1] for b in batch_list])
+
+    train = DataLoader(
+        TensorDataset(x[:10_000], y[:10_000]),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=augment,
+        pin_memory=True,
+    )
+    val = DataLoader(TensorDataset(x[10_000:], y[10_000:]), batch_size=batch, num_workers=2)
+    layers: list[nn.Module] = [nn.Conv2d(3, width, 3, padding=1), nn.ReLU()]
+    for _ in range(6):
+        layers += [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 100)]
+    model = nn.Sequential(*layers).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    ckpt = Path(tempfile.mkdtemp()) / "ckpt.pt"
+    with joulecast.job(job_id, epochs=epochs, url=url, gpus=[0]) as job:
+        for epoch in range(1, epochs + 1):
+            model.train()
+            for xb, yb in train:
+                xb, yb = xb.cuda(non_blocking=True), yb.cuda(non_blocking=True)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                val_loss = sum(float(loss_fn(model(a.cuda()), b.cuda())) for a, b in val)
+            if epoch % checkpoint_every == 0:
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, ckpt)
+            torch.cuda.synchronize()
+            job.epoch_end({"loss": float(loss.detach()), "val_loss": val_loss})
+
+
 def nvml_energy_j() -> float:
     import pynvml
 
@@ -161,12 +218,29 @@ def nvml_energy_j() -> float:
     return pynvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0
 
 
+def write(out: Path, rows: list, runs: list) -> None:
+    with (out / "traces.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["job_id", "epoch", "epoch_end_time_s", "epoch_energy_j"])
+        w.writerows(rows)
+    with (out / "runs.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(runs[0]))
+        w.writeheader()
+        w.writerows(runs)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "traces" / "gpu")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seconds-per-epoch", type=float, default=2.0)
     ap.add_argument("--jobs", type=int, default=6)
+    ap.add_argument(
+        "--loader-jobs",
+        type=int,
+        default=0,
+        help="also this many runs with a DataLoader, augmentation and checkpoints",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     port = 19866
@@ -179,11 +253,21 @@ def main() -> int:
             (args.out / "metrics.txt").write_text(metrics)
             assert "joulecast_gpu_power_watts{" in metrics, "no GPU power published"
             rows, runs = [], []
-            for job_id, model, batch, bf16, frozen in models()[: args.jobs]:
+            loaders = [(64, 256), (96, 128), (128, 256), (64, 64), (160, 256), (96, 512)]
+            plan = [("synthetic", m) for m in models()[: args.jobs]] + [
+                ("loader", (f"h200-loader-w{w}-b{b}", w, b)) for w, b in loaders[: args.loader_jobs]
+            ]
+            for kind, spec in plan:
                 e0 = nvml_energy_j()
-                steps = train(
-                    job_id, model, batch, bf16, frozen, url, args.epochs, args.seconds_per_epoch
-                )
+                if kind == "synthetic":
+                    job_id, model, batch, bf16, frozen = spec
+                    steps = train(
+                        job_id, model, batch, bf16, frozen, url, args.epochs, args.seconds_per_epoch
+                    )
+                else:
+                    job_id, width, batch = spec
+                    bf16, frozen, steps = False, 0, 0
+                    train_loader(job_id, width, batch, args.epochs, url)
                 e1 = nvml_energy_j()
                 body = json.loads(get(f"{url}/api/v1/jobs/{job_id}"))
                 epochs = body["epochs"]
@@ -211,17 +295,10 @@ def main() -> int:
                     }
                 )
                 print(json.dumps(runs[-1]), flush=True)
+                write(args.out, rows, runs)  # after each run: a cut-short session keeps them
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-    with (args.out / "traces.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["job_id", "epoch", "epoch_end_time_s", "epoch_energy_j"])
-        w.writerows(rows)
-    with (args.out / "runs.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(runs[0]))
-        w.writeheader()
-        w.writerows(runs)
     gpu = next((ln for ln in metrics.splitlines() if ln.startswith("joulecast_gpu_info{")), "")
     print(gpu)
     print(f"wrote {len(rows)} epochs of {len(runs)} jobs to {args.out}")
