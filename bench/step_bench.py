@@ -82,7 +82,7 @@ def run_file(path: Path) -> dict:
         f"{len(traces)} runs from {path.name}; mean absolute percentage error of the projected total\n"
     )
     print(
-        f"{'at epoch':>8}  {'configuration':<18} {'method':<17} {'runs':>4} {'MAPE %':>7} {'max %':>7} {'RMSE kJ':>8} {'90% cov.':>8} {'calibr.':>8}"
+        f"{'at epoch':>8}  {'configuration':<18} {'method':<17} {'runs':>4} {'MAPE %':>7} {'max %':>7} {'RMSE kJ':>8} {'90% cov.':>8} {'calibr.':>8} {'+/- %':>6}"
     )
     for at in (10, 15, 20, 30):
         rows = {}
@@ -99,6 +99,7 @@ def run_file(path: Path) -> dict:
                     "rmse_kj": s.rmse_j / 1000,
                     "coverage": s.coverage,
                     "calibrated_coverage": s.calibrated_coverage,
+                    "calibrated_half_width": s.calibrated_half_width,
                 }
         for m, b in baseline_scores(traces, at).items():
             rows[("TDP baseline", m)] = {
@@ -106,13 +107,16 @@ def run_file(path: Path) -> dict:
                 "rmse_kj": None,
                 "coverage": None,
                 "calibrated_coverage": None,
+                "calibrated_half_width": None,
             }
         for (label, m), r in rows.items():
             cov = f"{r['coverage']:.2f}" if r["coverage"] is not None else "-"
             cal = f"{r['calibrated_coverage']:.2f}" if r["calibrated_coverage"] is not None else "-"
             rmse = f"{r['rmse_kj']:.2f}" if r["rmse_kj"] is not None else "-"
+            hw = r["calibrated_half_width"]
+            width = f"{100 * hw:.1f}" if hw is not None else "-"
             print(
-                f"{at:>8}  {label[:18]:<18} {m:<17} {r['jobs']:>4} {r['mape']:>7.2f} {r['max_ape']:>7.1f} {rmse:>8} {cov:>8} {cal:>8}"
+                f"{at:>8}  {label[:18]:<18} {m:<17} {r['jobs']:>4} {r['mape']:>7.2f} {r['max_ape']:>7.1f} {rmse:>8} {cov:>8} {cal:>8} {width:>6}"
             )
         print()
         result["at_epoch"][at] = {f"{label}/{m}": r for (label, m), r in rows.items()}

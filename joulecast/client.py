@@ -111,6 +111,7 @@ class Job:
         self._warned: set[str] = set()
         self._sender: Sender | None = None
         self.embedded = None
+        self._embedded_callable = False  # measures in process: no exporter to contact
         if embedded:
             self._setup_embedded(embedded)
 
@@ -146,8 +147,6 @@ class Job:
     def _uses_exporter(self) -> bool:
         """Embedded mode with an energy callable measures in process: no exporter."""
         return not (self.embedded is not None and self._embedded_callable)
-
-    _embedded_callable = False
 
     # -- protocol ------------------------------------------------------------------------
     def spec(self) -> JobSpec:

@@ -1,9 +1,9 @@
 """A faster encoder of collected metric families for the two formats Prometheus asks for.
 
 prometheus_client renders the text and OpenMetrics formats correctly but validates and
-escapes every label name of every sample, about 6 us a sample: at 8 GPUs and 100 jobs
-(1,500 samples) that made a scrape slower than node_exporter's. Our collectors only emit
-valid names, so this encoder escapes label values alone (about 1.5 us a sample); families
+escapes every label name of every sample: at 8 GPUs and 100 jobs (1,500 samples) that made
+a scrape slower than node_exporter's (``bench/exporter_bench.py``). Our collectors only emit
+valid names, so this encoder escapes label values alone; families
 of the types it does not know (histograms, summaries, info, state sets) and exotic names
 are handed back to prometheus_client. ``tests/joulecast/test_exposition.py`` parses both
 outputs and requires the same samples.

@@ -136,8 +136,16 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         if len(body) >= GZIP_MIN_BYTES and "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=1)
@@ -204,12 +212,12 @@ class _Handler(BaseHTTPRequestHandler):
                 and (given or "").startswith("Bearer ")
             )
             if self.server.auth is not None and not bearer and not self.server.auth(given):
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="joulecast"')
-                msg = b'{"error": "missing or wrong basic auth credentials"}'
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(msg)))
-                self._finish(msg)
+                self._send(
+                    401,
+                    b'{"error": "missing or wrong basic auth credentials"}',
+                    "application/json",
+                    {"WWW-Authenticate": 'Basic realm="joulecast"'},
+                )
                 return
             if path.startswith("/api/"):
                 if self.server.api is None:

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
@@ -40,7 +40,6 @@ class Request:
     payload: dict[str, Any]
     what: str  # "epoch 3", "registration", "finish": for messages
     attempts: int = 0
-    first_error: str | None = field(default=None, compare=False)
 
 
 #: (url, payload, token, timeout) -> Response; raises OSError/ValueError on transport errors
@@ -92,8 +91,6 @@ class Sender:
         self._busy = False
         self._closed = False
         self._thread: threading.Thread | None = None
-        self.delivered = 0
-        self.refused = 0
         self.undelivered = 0
         self.last_error: str | None = None
 
@@ -108,10 +105,6 @@ class Sender:
             self._ensure_thread()
             self._cond.notify_all()
             return True
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._queue) + (1 if self._busy else 0)
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued is delivered or refused; False on timeout."""
@@ -193,10 +186,8 @@ class Sender:
                 self._queue.appendleft(follow)
             return "again"
         if 200 <= resp.status < 300:
-            self.delivered += 1
             self.last_error = None
             return "done"
-        self.refused += 1
         if self._on_refused is not None:
             self._on_refused(request, resp)
         return "done"

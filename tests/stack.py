@@ -6,11 +6,14 @@ when the test ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -190,3 +193,44 @@ def wait_for(fn, timeout: float = 30.0, interval: float = 0.5):
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met in {timeout}s (last: {last!r:.300})")
+
+
+class Forwarder:
+    """A loopback TCP forwarder the test opens and closes: the exporter 'away' and 'back'
+    for the client while it keeps measuring."""
+
+    def __init__(self, port: int, target: int) -> None:
+        class Pipe(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                up = socket.create_connection(("127.0.0.1", target))
+                pumps = [
+                    threading.Thread(target=self.pump, args=(a, b), daemon=True)
+                    for a, b in ((self.request, up), (up, self.request))
+                ]
+                for t in pumps:
+                    t.start()
+                for t in pumps:
+                    t.join(60)
+
+            @staticmethod
+            def pump(a: socket.socket, b: socket.socket) -> None:
+                try:
+                    while data := a.recv(65536):
+                        b.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    for s in (a, b):
+                        with contextlib.suppress(OSError):
+                            s.shutdown(socket.SHUT_RDWR)
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", port), Pipe)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

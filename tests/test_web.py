@@ -16,7 +16,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from tests.netutil import free_port
+from tests.stack import free_port
 
 
 @pytest.fixture(scope="module")

@@ -122,9 +122,19 @@ def _mape(true: pd.Series, pred: pd.Series) -> float:
 
 
 def startup_models(configured: Path, retrained_root: Path | None) -> tuple[dict[str, Any], Path]:
-    """The models to start with: the newest retrained directory under ``retrained_root``
-    that loads (format, hashes), else ``configured``. Directories that do not load are
-    logged and skipped; raises ModelError only if ``configured`` does not load either."""
+    """The models to start with and the directory they came from (see
+    :func:`startup_models_and_meta`)."""
+    models, _, used = startup_models_and_meta(configured, retrained_root)
+    return models, used
+
+
+def startup_models_and_meta(
+    configured: Path, retrained_root: Path | None
+) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """The models to start with, their metadata and their directory: the newest retrained
+    directory under ``retrained_root`` that loads (format, hashes), else ``configured``.
+    Directories that do not load are logged and skipped; raises ModelError only if
+    ``configured`` does not load either."""
     candidates = []
     if retrained_root is not None and retrained_root.is_dir():
         candidates = sorted(
@@ -134,13 +144,13 @@ def startup_models(configured: Path, retrained_root: Path | None) -> tuple[dict[
         )
     for d in candidates:
         try:
-            models, _ = load(d)
+            models, meta = load(d)
         except ModelError as err:
             log.warning("skipping retrained PRE models: %s", err)
             continue
-        return models, d
-    models, _ = load(configured)
-    return models, configured
+        return models, meta, d
+    models, meta = load(configured)
+    return models, meta, configured
 
 
 class Retrainer:

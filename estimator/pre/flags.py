@@ -7,9 +7,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from joulecast.estimator.pre.calibration import HistoryStore, Retrainer, startup_models
+from joulecast.estimator.pre.calibration import (
+    HistoryStore,
+    Retrainer,
+    startup_models_and_meta,
+)
 from joulecast.estimator.pre.forecast import method_ratings
-from joulecast.estimator.pre.store import SEED_DIR, ModelError, load
+from joulecast.estimator.pre.store import SEED_DIR, ModelError, read_metadata
 from joulecast.flags import add_flag, positive_float
 
 log = logging.getLogger("joulecast.estimator")
@@ -55,31 +59,24 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 def pre_setup(
     args: argparse.Namespace,
 ) -> tuple[dict[str, Any], Retrainer | None, dict[str, dict[str, float]]]:
-    """The models to start with, the self-calibration and the methods' CV ratings."""
-    models, retrainer = _models(args)
-    ratings: dict[str, dict[str, float]] = {}
-    if models:
-        configured = Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR
-        try:
-            ratings = method_ratings(load(configured)[1])
-        except ModelError:
-            ratings = {}
-    return models, retrainer, ratings
-
-
-def _models(args: argparse.Namespace) -> tuple[dict[str, Any], Retrainer | None]:
+    """The models to start with, the self-calibration and the methods' CV ratings (from the
+    models' own metadata; a retrained directory, which stores none, keeps the ratings of
+    the directory it was retrained from)."""
     if not args.pre_enabled:
-        return {}, None
+        return {}, None, {}
     retrained = Path(args.pre_history_file).parent / "pre-models" if args.pre_history_file else None
+    configured = Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR
     try:
-        configured = Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR
-        models, model_dir = startup_models(configured, retrained)
+        models, meta, model_dir = startup_models_and_meta(configured, retrained)
         log.info("PRE models from %s", model_dir)
     except ModelError as err:
         log.error("PRE disabled: %s", err)
-        return {}, None
+        return {}, None, {}
+    ratings = method_ratings(meta)
+    if not any(ratings.values()) and model_dir != configured:
+        ratings = method_ratings(read_metadata(configured))
     if retrained is None:
-        return models, None
+        return models, None, ratings
     history = HistoryStore(Path(args.pre_history_file))
     reference = Path(args.pre_reference_data) if args.pre_reference_data else None
-    return models, Retrainer(history, reference, retrained)
+    return models, Retrainer(history, reference, retrained), ratings

@@ -59,6 +59,15 @@ def save(model_dir: Path, models: dict[str, Any], meta: dict[str, Any]) -> Path:
     return model_dir
 
 
+def read_metadata(model_dir: Path) -> dict[str, Any]:
+    """A model directory's metadata alone (no model is unpickled); {} when unreadable."""
+    try:
+        meta = json.loads((model_dir / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def load(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     meta_path = model_dir / "metadata.json"
     try:

@@ -39,14 +39,6 @@ class ErrorEntry:
 
 def projections_at(
     progress: Progress, epoch: int, facts: JobFacts, step_cfg: StepConfig, base_cfg: BaselineConfig
-) -> dict[str, float]:
-    return {
-        m: e for m, (e, _) in _projections_at(progress, epoch, facts, step_cfg, base_cfg).items()
-    }
-
-
-def _projections_at(
-    progress: Progress, epoch: int, facts: JobFacts, step_cfg: StepConfig, base_cfg: BaselineConfig
 ) -> dict[str, tuple[float, float | None]]:
     """method -> (projected total, projected remaining or None) as known at ``epoch``."""
     p = progress.truncated(epoch)
@@ -83,7 +75,7 @@ def evaluate(
         # What was known at epoch k: the checkpoints up to k (k itself may not have been scraped).
         if k >= progress.epochs_planned or k > progress.epochs_done:
             continue
-        for method, (e, rem) in _projections_at(progress, k, facts, step_cfg, base_cfg).items():
+        for method, (e, rem) in projections_at(progress, k, facts, step_cfg, base_cfg).items():
             out.append(ErrorEntry(job_id, method, k, e, measured_j, rem))
     return out
 

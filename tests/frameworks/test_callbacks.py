@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import http
-from tests.netutil import Forwarder, free_port
+from tests.stack import Forwarder, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -10,7 +10,7 @@ import pytest
 import joulecast
 from joulecast.client import gpus_from_environment, rank_from_environment
 from tests.conftest import http
-from tests.netutil import Forwarder, free_port
+from tests.stack import Forwarder, free_port
 
 
 def test_context_manager_posts_markers(make_exporter):

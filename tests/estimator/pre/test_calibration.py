@@ -6,7 +6,7 @@ import pytest
 
 from joulecast.estimator.pre.calibration import HistoryRow, HistoryStore, Retrainer
 from joulecast.estimator.pre.dataset import load_reference_runs
-from joulecast.estimator.pre.model import PhysicsPRE
+from joulecast.estimator.pre.model import JOB_COLUMNS, PhysicsPRE
 from tests.conftest import shared_path
 
 
@@ -18,18 +18,7 @@ def runs():
 def rows_from(df, prefix):
     out = []
     for i, r in df.reset_index(drop=True).iterrows():
-        feats = {
-            c: (None if r[c] != r[c] else float(r[c]))
-            for c in [
-                "model_gflops",
-                "batch_size",
-                "input_height",
-                "input_width",
-                "train_samples",
-                "eval_samples",
-                "host_ram_gb",
-            ]
-        }
+        feats = {c: (None if r[c] != r[c] else float(r[c])) for c in JOB_COLUMNS}
         epochs = 10
         out.append(
             HistoryRow(
