@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from joulecast.estimator.calibration_file import CalibrationFile
+from joulecast.estimator.jobs import JobBook
 from joulecast.estimator.pre.calibration import Calibration, Retrainer
 from joulecast.estimator.pre.model import Forecast
 from joulecast.estimator.pre.stage import PreStage
@@ -66,7 +67,7 @@ class EstimatorSnapshot:
     fleet_gpus: tuple[str, ...] = ()
     calibration: Calibration | None = None
     errors_by_job: tuple[ErrorEntry, ...] = ()
-    summary: dict[tuple[str, int], tuple[int, float, float]] = field(default_factory=dict)
+    summary: dict[tuple[str, int, str], tuple[int, float, float]] = field(default_factory=dict)
     carbon_intensity: float | None = None
     last_success_s: float | None = None
     last_cycle_duration_s: float = 0.0
@@ -76,7 +77,7 @@ class EstimatorSnapshot:
     cycles: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     skipped_samples: dict[str, int] = field(default_factory=dict)  # totals, by kind
-    calibration_jobs: dict[tuple[str, int], int] = field(default_factory=dict)
+    calibration_jobs: dict[tuple[str, int, str], int] = field(default_factory=dict)
     calibration_min_jobs: int = 10
 
 
@@ -94,6 +95,7 @@ class Estimator:
         self.client = client
         self.config = config
         self.queue = queue
+        self.book = JobBook(ttl_s=config.finished_ttl_s)
         self.step = StepStage(config.step_settings())
         self.pre = PreStage(pre_models, retrainer, ratings)
         self._calibration_file = (
@@ -140,7 +142,7 @@ class Estimator:
             return self._failed(err, now, start, self.client.queries - q0)
         for kind, n in tsdb.skipped.items():
             self._skipped[kind] = self._skipped.get(kind, 0) + n
-        self.step.merge(tsdb.history, tsdb.states, now)
+        self.step.merge(self.book.merge(tsdb, now), now)
         jobs = self.step.project_all(self.pre.for_running if self.pre.enabled else None)
         queue = (
             forecast_queue(self.queue, tsdb.fleet_gpus, self.pre.forecast)

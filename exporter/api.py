@@ -2,6 +2,8 @@
 
     POST /api/v1/jobs                      register a job      -> 201 (200: continued)
     POST /api/v1/jobs/{job_id}/epochs      mark an epoch end   -> 200
+    POST /api/v1/jobs/{job_id}/steps       mark step progress  -> 200
+    POST /api/v1/jobs/{job_id}/heartbeat   the client is alive -> 200
     POST /api/v1/jobs/{job_id}/finish      finish the job      -> 200
     GET  /api/v1/jobs                      list jobs           -> 200
     GET  /api/v1/jobs/{job_id}             one job with its epochs -> 200
@@ -26,6 +28,7 @@ from joulecast.schema import (
     parse_epoch_marker,
     parse_finish,
     parse_job_spec,
+    parse_step_marker,
     validate_job_id,
 )
 
@@ -37,6 +40,9 @@ class ApiResponse:
     status: int
     body: dict[str, Any]
     route: str
+
+
+_ACTIONS = ("epochs", "steps", "heartbeat", "finish")
 
 
 def _error(status: int, message: str, route: str) -> ApiResponse:
@@ -63,7 +69,7 @@ class MarkerApi:
         route = (
             "/api/v1/jobs"
             + ("/{job_id}" if len(parts) > 3 else "")
-            + (f"/{parts[4]}" if len(parts) == 5 and parts[4] in ("epochs", "finish") else "")
+            + (f"/{parts[4]}" if len(parts) == 5 and parts[4] in _ACTIONS else "")
         )
         if not self._authorized(headers):
             return _error(401, "missing or wrong bearer token", route)
@@ -114,9 +120,15 @@ class MarkerApi:
                     record.epoch_end_timestamp,
                 )
                 return ApiResponse(200, record.public(), route)
+            if rest[1] == "steps":
+                record = reg.mark_steps(job_id, parse_step_marker(self._json(body)))
+                return ApiResponse(200, record.public(), route)
+            if rest[1] == "heartbeat":
+                record = reg.heartbeat(job_id)
+                return ApiResponse(200, {"job_id": job_id, "state": record.state()}, route)
             if rest[1] == "finish":
                 marker = parse_finish(self._json(body) if body.strip() else None)
                 return ApiResponse(200, reg.finish(job_id, marker).public(), route)
-        if len(rest) == 2 and rest[1] in ("epochs", "finish"):
+        if len(rest) == 2 and rest[1] in _ACTIONS:
             return _error(405, f"{method} is not allowed here", route)
         return _error(404, "no such endpoint", route)

@@ -173,6 +173,14 @@ def _add_sampling_and_job_flags(p: argparse.ArgumentParser) -> None:
         type=positive_float,
         help="Seconds a finished job stays visible",
     )
+    f(
+        p,
+        "--jobs.lost-after",
+        default=30.0,
+        type=positive_float,
+        help="Seconds a job's processes (or its client's heartbeat) may be gone before the "
+        "job ends as lost; it is not charged from the moment they are found gone",
+    )
     f(p, "--path.sysfs", default="/sys", help="sysfs mount point (RAPL powercap lives under it)")
     f(p, "--collector.host", default=True, boolean=True, help="Enable the host (psutil) collector")
     f(p, "--collector.rapl", default=True, boolean=True, help="Enable the RAPL collector")
@@ -235,6 +243,7 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
         max_live_jobs=args.jobs_max_live,
         max_finished_jobs=args.jobs_max_finished,
         finished_ttl_s=args.jobs_finished_ttl,
+        lost_after_s=args.jobs_lost_after,
     )
     if isinstance(backend, SimulatedBackend):
         backend.set_busy(registry.busy)

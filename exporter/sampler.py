@@ -123,6 +123,7 @@ class Sampler:
         rapl: RaplReader | None = None,
         idle_power_watts: float | None = None,
         checkpoint_s: float = 5.0,
+        liveness_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0.1 <= gpu_hz <= 1000:
@@ -135,6 +136,8 @@ class Sampler:
         self._rapl = rapl
         self._clock = clock
         self._checkpoint_s = checkpoint_s
+        self._liveness_s = liveness_s
+        self._next_liveness = 0.0
         self._gpus = [_GpuState(i, idle_power_watts) for i in backend.devices()]
         self._lock = threading.Lock()
         self._snapshot = NodeSnapshot(backend=backend.name)
@@ -179,6 +182,9 @@ class Sampler:
         if now >= self._next_host:
             self._next_host = now + self.host_interval
             self._read_host()
+        if now >= self._next_liveness:
+            self._next_liveness = now + self._liveness_s
+            self._check_liveness(now)
         if now >= self._next_checkpoint:
             self._next_checkpoint = now + self._checkpoint_s
             self._housekeeping()
@@ -214,6 +220,14 @@ class Sampler:
             except Exception as err:
                 self._count("rapl")
                 log.debug("RAPL read failed: %s", err)
+
+    def _check_liveness(self, now: float) -> None:
+        try:
+            for job_id in self.registry.check_liveness(now):
+                log.info("job %s lost: its processes ended without a finish", job_id)
+        except Exception as err:  # a process-table or store fault must not stop sampling
+            self._count("liveness")
+            log.warning("job liveness check failed: %s", err)
 
     def _housekeeping(self) -> None:
         try:

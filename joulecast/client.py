@@ -11,8 +11,21 @@ and whatever could not be delivered is reported once when the job ends.
             train_one_epoch()
             job.epoch_end({"loss": loss})
 
+Progress below the epoch (LLM fine-tuning of one or two epochs, a ``max_steps`` budget)
+is marked per optimizer step, as cheaply as a counter::
+
+    with joulecast.job("llm-sft", epochs=1, steps=5000) as job:
+        for batch in loader:
+            train_step(batch)
+            job.step()                        # or job.progress(step=n, tokens=t)
+
+The network sees one step marker per segment of the plan (a hundredth of it), charged at
+the moment the segment ended.
+
 The same job id entered again continues the job (a resumed run, or another rank of a
-distributed one); a ``with`` block left by an exception marks the job ``failed``.
+distributed one); a ``with`` block left by an exception marks the job ``failed``. In a
+multi-node run the first process of every node (local rank 0) posts that node's markers
+to the node's own exporter; the others attach their processes.
 """
 
 from __future__ import annotations
@@ -22,15 +35,22 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from joulecast.environment import gpus_from_environment, rank_from_environment
+from joulecast.environment import (
+    gpus_from_environment,
+    local_rank_from_environment,
+    rank_from_environment,
+)
 from joulecast.schema import (
+    MAX_STEPS,
     EpochMarker,
     FinishMarker,
     JobFeatures,
     JobSpec,
     SchemaError,
+    StepMarker,
     metric_name,
     parse_features,
     parse_gpu_selector,
@@ -38,9 +58,12 @@ from joulecast.schema import (
     validate_job_id,
 )
 from joulecast.sender import PostFn, Request, Response, Sender, http_post
+from joulecast.step import segment_ends
 
 DEFAULT_URL = "http://127.0.0.1:9866"
 MAX_METRICS = 32
+DEFAULT_HEARTBEAT_S = 10.0
+UNPLANNED_STEP_INTERVAL_S = 1.0  # step markers of a run without a step plan, at most
 log = logging.getLogger("joulecast")
 
 __all__ = [
@@ -63,8 +86,9 @@ def _env_float(name: str, default: float) -> float:
 class Job:
     """A training job as the exporter knows it. Use :func:`joulecast.job` to create one.
 
-    Only the process of global rank 0 posts epoch markers and the finish; every rank
-    registers, so that the exporter attributes all of the job's processes and GPUs.
+    The first process of each node (local rank 0) posts that node's epoch and step markers
+    and its finish, with the run's global epoch and step, to the node's exporter; every
+    process registers, so that the exporter attributes all of the job's processes and GPUs.
     """
 
     def __init__(
@@ -81,10 +105,19 @@ class Job:
         embedded: bool | Callable[[], float] = False,
         start_epoch: int | None = None,
         rank: int | None = None,
+        local_rank: int | None = None,
         flush_timeout: float | None = None,
+        steps: int | None = None,
+        heartbeat: float | None = None,
     ) -> None:
         self.job_id = validate_job_id(job_id)
         self.epochs_planned = planned_epochs(epochs)
+        self.steps_planned: int | None = _steps_or_none(steps)
+        self.heartbeat_s = (
+            heartbeat
+            if heartbeat is not None
+            else _env_float("JOULECAST_HEARTBEAT", DEFAULT_HEARTBEAT_S)
+        )
         self.features: JobFeatures = parse_features(dict(features) if features else None)
         self.url = (url or os.environ.get("JOULECAST_URL") or DEFAULT_URL).rstrip("/")
         self.token = token if token is not None else os.environ.get("JOULECAST_TOKEN")
@@ -95,7 +128,18 @@ class Job:
             else _env_float("JOULECAST_FLUSH_TIMEOUT", 30.0)
         )
         self.rank = rank_from_environment() if rank is None else int(rank)
+        self.local_rank = (
+            int(local_rank)
+            if local_rank is not None
+            else (local_rank_from_environment() if rank is None else self.rank)
+        )
         self.start_epoch = start_epoch
+        self.steps = 0  # optimizer steps done
+        self.tokens: int | None = None
+        self._step_time = time.time()
+        self._step_posted = 0.0  # wall time of the last unplanned step marker
+        self._stepped = False  # a step was counted since registration
+        self.summary: dict[str, float] = {}
         self.epoch = start_epoch or 0
         self._post_fn = post
         if gpus is None:
@@ -124,6 +168,11 @@ class Job:
         state["_marked"] = False
         state["_registered_pid"] = None
         return state
+
+    @property
+    def posts(self) -> bool:
+        """Whether this process posts markers: the first process of its node."""
+        return self.local_rank == 0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -159,6 +208,8 @@ class Job:
             pids=(os.getpid(),),
             features=self.features,
             start_epoch=self.start_epoch,
+            steps_planned=self.steps_planned,
+            heartbeat_s=self.heartbeat_s if self.heartbeat_s > 0 else None,
         )
 
     def _registration(self) -> Request:
@@ -184,7 +235,19 @@ class Job:
     def _delivered(self, request: Request, resp: Response) -> Request | None:
         if resp.status == 404 and request.what != "registration":
             return self._registration()  # the exporter lost the job (state wiped)
+        if resp.status == 409 and request.what == "heartbeat":
+            return self._plan_update()  # ended as lost while alive (paused): continue it
         return None
+
+    def _plan_update(self) -> Request:
+        """A registration that only refreshes the plan (never rewinds recorded epochs)."""
+        spec = replace(self.spec(), start_epoch=None)
+        return Request("/api/v1/jobs", spec.as_dict(), "registration")
+
+    def _start_heartbeat(self) -> None:
+        if self.heartbeat_s > 0 and self.posts:
+            beat = Request(f"/api/v1/jobs/{self.job_id}/heartbeat", {}, "heartbeat")
+            self._get_sender().start_heartbeat(beat, self.heartbeat_s)
 
     def _refused(self, request: Request, resp: Response) -> None:
         log.warning(
@@ -210,6 +273,9 @@ class Job:
         if not self._uses_exporter:
             return False
         self._registered_pid = os.getpid()
+        self._step_time = time.time()
+        self._stepped = False
+        self._start_heartbeat()
         try:
             resp = self._post_fn(
                 self.url + "/api/v1/jobs", self.spec().as_dict(), self.token, min(self.timeout, 1.0)
@@ -219,7 +285,7 @@ class Job:
             return False
         if resp.status in (200, 201):
             done = resp.body.get("epochs_completed")
-            if self.start_epoch is None and isinstance(done, int) and self.rank == 0:
+            if self.start_epoch is None and isinstance(done, int) and self.posts:
                 self.epoch = max(self.epoch, done)
             return True
         if resp.status in (429, 502, 503, 504):
@@ -245,17 +311,37 @@ class Job:
         if self._uses_exporter:
             self._get_sender().submit(self._registration())
 
-    def set_planned(self, epochs: float) -> None:
+    def set_planned(self, epochs: float | None = None, steps: int | None = None) -> None:
         """The plan as the framework knows it (``fit(epochs=)``, ``max_epochs``, a step
-        budget as fractional epochs)."""
-        try:
-            epochs = planned_epochs(epochs)
-        except SchemaError:
-            return
-        if epochs != self.epochs_planned:
-            self.epochs_planned = epochs
-            if self.embedded is not None:
-                self.embedded.epochs_planned = epochs
+        budget as fractional epochs; ``max_steps``, Lightning's estimated stepping
+        batches). A plan that changes after registration is sent to the exporter at once,
+        before the next marker."""
+        changed = False
+        if epochs is not None:
+            try:
+                epochs = planned_epochs(epochs)
+            except SchemaError:
+                epochs = None
+            if epochs is not None and epochs != self.epochs_planned:
+                self.epochs_planned = epochs
+                changed = True
+                if self.embedded is not None:
+                    self.embedded.epochs_planned = epochs
+        new_steps = _steps_or_none(steps)
+        if new_steps is not None and new_steps != self.steps_planned:
+            self.steps_planned = new_steps
+            changed = True
+        if changed and self._registered_pid == os.getpid() and self._uses_exporter and self.posts:
+            self._get_sender().submit(self._plan_update())
+
+    def begin(self, epochs: float | None = None, steps: int | None = None) -> None:
+        """A framework's training begins with this plan: register the job with it now (or
+        update the plan of the job registered), before the first marker."""
+        if self._registered_pid != os.getpid():
+            self.set_planned(epochs, steps)
+            self.attach()
+        else:
+            self.set_planned(epochs, steps)
 
     def clean_metrics(self, metrics: Mapping[str, Any] | None) -> dict[str, float]:
         """Metrics as the exporter takes them: Prometheus-style names, finite numbers only
@@ -302,7 +388,7 @@ class Job:
             self.set_planned(epochs_planned)
         for listener in self._listeners:
             listener(self.epoch)
-        if self.rank != 0 or not self._uses_exporter:
+        if not self.posts or not self._uses_exporter:
             return
         marker = EpochMarker(
             epoch=self.epoch,
@@ -315,11 +401,66 @@ class Job:
         )
         self._get_sender().submit(request)
 
+    def step(self, n: int = 1, *, tokens: int | None = None) -> None:
+        """``n`` more optimizer steps done (and ``tokens`` more tokens): cheap enough for
+        every step. Never raises."""
+        total = None if tokens is None else (self.tokens or 0) + int(tokens)
+        self.progress(self.steps + int(n), tokens=total)
+
+    def progress(
+        self,
+        step: int,
+        *,
+        steps_planned: int | None = None,
+        tokens: int | None = None,
+        at: float | None = None,
+    ) -> None:
+        """The run has done ``step`` optimizer steps in all (``tokens`` tokens), now or at
+        ``at``. A step marker goes out at each end of a segment of the step plan (a
+        hundredth of it), timed where the segment ended between two calls; without a plan,
+        at most one a second. A step below the last one is a resumed run. Never raises."""
+        try:
+            step = int(step)
+        except (TypeError, ValueError):
+            return
+        if not 0 <= step <= MAX_STEPS:
+            return
+        now = time.time() if at is None else at
+        if steps_planned is not None:
+            self.set_planned(steps=steps_planned)
+        prev, prev_t = self.steps, self._step_time
+        if not self._stepped:  # a resumed run starts where its checkpoint was
+            self._stepped = True
+            prev = max(prev, step - 1) if step < prev or prev == 0 else prev
+        self.steps, self._step_time = step, now
+        if tokens is not None:
+            self.tokens = int(tokens)
+        if step <= prev or not self.posts or not self._uses_exporter:
+            return
+        plan = self.steps_planned
+        if plan is None:
+            if now - self._step_posted >= UNPLANNED_STEP_INTERVAL_S:
+                self._step_posted = now
+                self._post_step(step, now)
+            return
+        for end in segment_ends(prev, step, plan):
+            self._post_step(end, prev_t + (now - prev_t) * (end - prev) / (step - prev))
+
+    def _post_step(self, step: int, at: float) -> None:
+        marker = StepMarker(step, self.steps_planned, self.tokens, at)
+        request = Request(f"/api/v1/jobs/{self.job_id}/steps", marker.as_dict(), f"step {step}")
+        self._get_sender().submit(request)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued marker is delivered (at most ``timeout`` s)."""
         if self._sender is None:
             return True
         return self._sender.flush(self.flush_timeout if timeout is None else timeout)
+
+    def set_summary(self, summary: Mapping[str, Any]) -> None:
+        """The run's own end summary (Hugging Face's ``train_runtime``, mean ``train_loss``),
+        posted with the finish onto the job's final record."""
+        self.summary.update(self.clean_metrics(summary))
 
     def finish(self, outcome: str = "finished") -> None:
         """End the job (``finished``, also when stopped early, or ``failed``), deliver what is
@@ -331,8 +472,8 @@ class Job:
             self.embedded.finish()
         if not self._uses_exporter:
             return
-        if self.rank == 0:
-            payload = FinishMarker(outcome).as_dict()
+        if self.posts:
+            payload = FinishMarker(outcome, dict(list(self.summary.items())[:32])).as_dict()
             self._get_sender().submit(
                 Request(f"/api/v1/jobs/{self.job_id}/finish", payload, "finish")
             )
@@ -378,6 +519,17 @@ class Job:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         failed = exc_type is not None and not issubclass(exc_type, (KeyboardInterrupt, SystemExit))  # type: ignore[arg-type]
         self.finish("failed" if failed else "finished")
+
+
+def _steps_or_none(steps: Any) -> int | None:
+    """A step plan as the schema takes it; None when absent or unusable."""
+    if steps is None or isinstance(steps, bool):
+        return None
+    try:
+        value = int(steps)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if 1 <= value <= MAX_STEPS else None
 
 
 def _as_number(v: Any) -> float | None:

@@ -53,3 +53,17 @@ def rank_from_environment(env: Mapping[str, str] | None = None) -> int:
         if value.isdigit():
             return int(value)
     return 0
+
+
+LOCAL_RANK_VARS = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")
+
+
+def local_rank_from_environment(env: Mapping[str, str] | None = None) -> int:
+    """This process's rank on its node: ``LOCAL_RANK`` (torchrun, Lightning), Slurm's
+    ``SLURM_LOCALID``, Open MPI's or MPICH's; else the global rank (one node)."""
+    env = os.environ if env is None else env
+    for var in LOCAL_RANK_VARS:
+        value = env.get(var, "").strip()
+        if value.isdigit():
+            return int(value)
+    return rank_from_environment(env)

@@ -14,6 +14,8 @@ from typing import Any
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 MAX_EPOCHS = 1_000_000
+MAX_STEPS = 10**12
+MAX_TOKENS = 10**16
 MAX_GPU_INDEX = 1023
 MAX_GPUS_PER_JOB = 256
 MAX_PIDS_PER_JOB = 1024
@@ -68,11 +70,20 @@ class JobSpec:
     features: JobFeatures = field(default_factory=JobFeatures)
     #: Set by a resumed run: the epochs already trained (markers after it are re-trained).
     start_epoch: int | None = None
+    #: Optimizer steps the run plans (``max_steps``, Lightning's estimated stepping batches).
+    steps_planned: int | None = None
+    #: The client beats every ``heartbeat_s`` s: a job without a process the exporter can
+    #: see is lost when the beats stop.
+    heartbeat_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job_id": self.job_id, "epochs_planned": self.epochs_planned}
         if self.start_epoch is not None:
             out["start_epoch"] = self.start_epoch
+        if self.steps_planned is not None:
+            out["steps_planned"] = self.steps_planned
+        if self.heartbeat_s is not None:
+            out["heartbeat_s"] = self.heartbeat_s
         if self.gpus:
             out["gpus"] = list(self.gpus)
         if self.gpu_uuids:
@@ -104,6 +115,25 @@ class EpochMarker:
             out["metrics"] = dict(self.metrics)
         if self.epochs_planned is not None:
             out["epochs_planned"] = self.epochs_planned
+        return out
+
+
+@dataclass(frozen=True)
+class StepMarker:
+    """``POST /api/v1/jobs/{job_id}/steps``: the run has done ``step`` optimizer steps (and
+    optionally ``tokens`` tokens), measured at ``time`` (client wall clock)."""
+
+    step: int
+    steps_planned: int | None = None
+    tokens: int | None = None
+    time: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"step": self.step}
+        for name in ("steps_planned", "tokens", "time"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
         return out
 
 
@@ -154,7 +184,7 @@ def _reject_unknown(payload: dict[str, Any], allowed: set[str], what: str) -> No
 
 
 def validate_job_id(job_id: Any) -> str:
-    if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+    if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
         raise SchemaError(
             "'job_id' must be 1-128 characters of letters, digits, '_', '.', ':' or '-', "
             "starting with a letter or digit"
@@ -228,7 +258,17 @@ def parse_job_spec(payload: Any) -> JobSpec:
     payload = _require_object(payload, "job")
     _reject_unknown(
         payload,
-        {"job_id", "epochs_planned", "gpus", "gpu_uuids", "pids", "features", "start_epoch"},
+        {
+            "job_id",
+            "epochs_planned",
+            "gpus",
+            "gpu_uuids",
+            "pids",
+            "features",
+            "start_epoch",
+            "steps_planned",
+            "heartbeat_s",
+        },
         "job",
     )
     if "job_id" not in payload:
@@ -255,6 +295,41 @@ def parse_job_spec(payload: Any) -> JobSpec:
         start_epoch=None
         if payload.get("start_epoch") is None
         else _int(payload["start_epoch"], "start_epoch", 0, MAX_EPOCHS),
+        steps_planned=_optional_int(payload, "steps_planned", 1, MAX_STEPS),
+        heartbeat_s=None
+        if payload.get("heartbeat_s") is None
+        else _number(payload["heartbeat_s"], "heartbeat_s", 0.1, 3600.0),
+    )
+
+
+def _optional_int(payload: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
+    return None if payload.get(name) is None else _int(payload[name], name, lo, hi)
+
+
+def _metrics(raw: Any, what: str) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if raw is None:
+        return metrics
+    raw = _require_object(raw, f"'{what}'")
+    if len(raw) > 32:
+        raise SchemaError(f"'{what}' has more than 32 entries")
+    for k, v in raw.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(k)):
+            raise SchemaError(f"'{what}' key {str(k)[:70]!r} is not a valid name")
+        metrics[k] = _number(v, f"{what}.{k}", -1e30, 1e30)
+    return metrics
+
+
+def parse_step_marker(payload: Any) -> StepMarker:
+    payload = _require_object(payload, "step marker")
+    _reject_unknown(payload, {"step", "steps_planned", "tokens", "time"}, "step marker")
+    if "step" not in payload:
+        raise SchemaError("'step' is required")
+    return StepMarker(
+        step=_int(payload["step"], "step", 1, MAX_STEPS),
+        steps_planned=_optional_int(payload, "steps_planned", 1, MAX_STEPS),
+        tokens=_optional_int(payload, "tokens", 0, MAX_TOKENS),
+        time=None if payload.get("time") is None else _number(payload["time"], "time", 0, 1e11),
     )
 
 
@@ -263,16 +338,7 @@ def parse_epoch_marker(payload: Any) -> EpochMarker:
     _reject_unknown(payload, {"epoch", "metrics", "epochs_planned", "time"}, "epoch marker")
     if "epoch" not in payload:
         raise SchemaError("'epoch' is required")
-    metrics: dict[str, float] = {}
-    raw = payload.get("metrics")
-    if raw is not None:
-        raw = _require_object(raw, "'metrics'")
-        if len(raw) > 32:
-            raise SchemaError("'metrics' has more than 32 entries")
-        for k, v in raw.items():
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", str(k)):
-                raise SchemaError(f"'metrics' key {str(k)[:70]!r} is not a valid name")
-            metrics[k] = _number(v, f"metrics.{k}", -1e30, 1e30)
+    metrics = _metrics(payload.get("metrics"), "metrics")
     planned = payload.get("epochs_planned")
     return EpochMarker(
         epoch=_int(payload["epoch"], "epoch", 1, MAX_EPOCHS),
@@ -282,29 +348,37 @@ def parse_epoch_marker(payload: Any) -> EpochMarker:
     )
 
 
+#: What a client can say of its run's end. The exporter adds ``lost``: the job's processes
+#: (or its client's heartbeat) vanished without a finish (OOM kill, preemption, SIGKILL).
 OUTCOMES = ("finished", "failed")
+LOST = "lost"
 
 
 @dataclass(frozen=True)
 class FinishMarker:
     """``POST /api/v1/jobs/{job_id}/finish``: the run ended, well (``finished``, also when
-    stopped early) or with an error (``failed``)."""
+    stopped early) or with an error (``failed``); ``summary`` holds the run's own summary
+    (Hugging Face's ``train_runtime``, mean ``train_loss``...), kept on the job record."""
 
     outcome: str = "finished"
+    summary: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome}
+        out: dict[str, Any] = {"outcome": self.outcome}
+        if self.summary:
+            out["summary"] = dict(self.summary)
+        return out
 
 
 def parse_finish(payload: Any) -> FinishMarker:
     if payload is None:
         return FinishMarker()
     payload = _require_object(payload, "finish marker")
-    _reject_unknown(payload, {"outcome"}, "finish marker")
+    _reject_unknown(payload, {"outcome", "summary"}, "finish marker")
     outcome = payload.get("outcome", "finished")
     if outcome not in OUTCOMES:
         raise SchemaError(f"'outcome' must be one of {', '.join(OUTCOMES)}")
-    return FinishMarker(outcome)
+    return FinishMarker(outcome, _metrics(payload.get("summary"), "summary"))
 
 
 def metric_name(raw: str) -> str | None:

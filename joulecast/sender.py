@@ -10,6 +10,10 @@ the energy it is charged.
 
 Nothing is dropped silently: a full queue and anything still queued when :meth:`close`
 gives up are counted in :attr:`undelivered`, for the job to report once.
+
+While idle the thread can post a heartbeat every few seconds (:meth:`start_heartbeat`):
+an exporter that cannot see the job's processes learns from it that the run is alive.
+A beat is never retried or queued; it only says "still here".
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ class Sender:
         self._thread: threading.Thread | None = None
         self.undelivered = 0
         self.last_error: str | None = None
+        self._beat: Request | None = None
+        self._beat_s = 0.0
+        self._next_beat = 0.0
 
     # -- training side -------------------------------------------------------------------
     def submit(self, request: Request, *, front: bool = False) -> bool:
@@ -127,6 +134,14 @@ class Sender:
             self._cond.notify_all()
         return self.undelivered
 
+    def start_heartbeat(self, request: Request, interval_s: float) -> None:
+        """Post ``request`` every ``interval_s`` s while nothing else is to be sent."""
+        with self._cond:
+            self._beat, self._beat_s = request, interval_s
+            self._next_beat = time.monotonic() + interval_s
+            self._ensure_thread()
+            self._cond.notify_all()
+
     # -- delivery thread -----------------------------------------------------------------
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -136,11 +151,27 @@ class Sender:
     def _next(self) -> Request | None:
         with self._cond:
             while not self._queue and not self._closed:
-                self._cond.wait(1.0)
+                if self._beat is not None:
+                    left = self._next_beat - time.monotonic()
+                    if left <= 0:
+                        self._next_beat = time.monotonic() + self._beat_s
+                        return self._beat
+                    self._cond.wait(min(left, 1.0))
+                else:
+                    self._cond.wait(1.0)
             if self._closed:
                 return None
             self._busy = True
             return self._queue[0]
+
+    def _heartbeat(self, beat: Request) -> None:
+        try:
+            resp = self._post(self._url() + beat.path, beat.payload, self.token, self.timeout)
+        except (OSError, ValueError):
+            return  # the markers' retries report an exporter that is away
+        follow = self._on_delivered(beat, resp) if self._on_delivered else None
+        if follow is not None:
+            self.submit(follow, front=True)
 
     def _done(self, request: Request) -> None:
         with self._cond:
@@ -155,6 +186,9 @@ class Sender:
             request = self._next()
             if request is None:
                 return
+            if request is self._beat:
+                self._heartbeat(request)
+                continue
             outcome = self._attempt(request)
             if outcome == "done":
                 delay = self._backoff[0]

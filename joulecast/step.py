@@ -31,7 +31,10 @@ Two configurations are provided:
   (``python bench/step_select.py``); ``docs/estimator.md`` shows the accuracy of both.
 
 Inputs are epoch checkpoints: the job's energy counter and wall time at epoch ends
-(epoch 0 is the job's start). Checkpoints need not be consecutive: when epochs are shorter
+(epoch 0 is the job's start). A run that reports optimizer steps is projected the same way
+in *segments* of its step plan (:data:`STEP_SEGMENTS` of them, one per cent of the run
+each; :meth:`Progress.from_steps`): a one-epoch fine-tune gets its first projection a few
+per cent into the run. :meth:`StepConfig.unit` says which unit a job is projected in. Checkpoints need not be consecutive: when epochs are shorter
 than the scrape interval some are missed, and the energy between two seen epoch ends is
 still exact.
 """
@@ -44,6 +47,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 METHODS = ("step_power", "step_epoch")
+#: A step plan is projected in this many equal segments (the client marks their ends).
+STEP_SEGMENTS = 100
+
+
+def segment_steps(steps_planned: int) -> int:
+    """Optimizer steps in one projection segment of a run planned at ``steps_planned``."""
+    return max(1, math.ceil(steps_planned / STEP_SEGMENTS))
+
+
+def segment_ends(step_from: int, step_to: int, steps_planned: int) -> list[int]:
+    """The segment ends in ``(step_from, step_to]``: where the client posts a step marker
+    (the plan's last step is one too)."""
+    seg = segment_steps(steps_planned)
+    out = list(range((step_from // seg + 1) * seg, step_to + 1, seg))
+    if step_from < steps_planned <= step_to and steps_planned % seg:
+        out.append(steps_planned)
+    return out
 
 
 class StepError(ValueError):
@@ -94,6 +114,31 @@ class Progress:
             cps.append(Checkpoint(i, float(t), total))
         return cls(tuple(cps), epochs_planned)
 
+    @classmethod
+    def from_steps(cls, checkpoints: Sequence[Checkpoint], steps_planned: int) -> Progress | None:
+        """Step checkpoints (``epoch`` holding the step count; step 0 the start) as
+        progress in segments of the plan. Checkpoints off the segment grid (a plan that
+        changed, a client that marks elsewhere) are left out; the plan's last step, which
+        may end a partial segment, counts as the end of that segment."""
+        seg = segment_steps(steps_planned)
+        out: list[Checkpoint] = []
+        for c in checkpoints:
+            if c.epoch % seg == 0:
+                unit = c.epoch // seg
+            elif c.epoch == steps_planned:
+                unit = c.epoch // seg + 1
+            else:
+                continue
+            if out and unit <= out[-1].epoch:
+                continue
+            out.append(Checkpoint(unit, c.time_s, c.energy_j))
+        if not out:
+            return None
+        try:
+            return cls(tuple(out), round(steps_planned / seg, 3))
+        except StepError:
+            return None
+
     def truncated(self, epoch: int) -> Progress:
         """The job as it was when epoch ``epoch`` ended."""
         return Progress(tuple(c for c in self.checkpoints if c.epoch <= epoch), self.epochs_planned)
@@ -116,6 +161,13 @@ class StepConfig:
     power_window: int | None = 8
     # ... times a weighted mean of epoch durations with this half-life (None: plain mean)
     duration_halflife: float | None = 3.0
+    #: a job that reports a step plan is projected in step segments while it plans fewer
+    #: epochs than this (too few for a stable window of epochs early in the run)
+    steps_below_epochs: float = 10.0
+
+    def unit(self, epochs_planned: float, steps_planned: int | None) -> str:
+        """``"step"`` or ``"epoch"``: the progress unit a job is projected in."""
+        return "step" if steps_planned and epochs_planned < self.steps_below_epochs else "epoch"
 
     @classmethod
     def paper(cls) -> StepConfig:

@@ -60,9 +60,13 @@ def exporter_samples(tmp_path_factory) -> dict[str, set[str]]:
         with joulecast.job("finished", epochs=2, url=exp.url, gpus=[0], features=features) as j:
             j.epoch_end()
             j.epoch_end()
-        running = joulecast.job("running", epochs=5, url=exp.url, gpus=[0], features=features)
+        running = joulecast.job(
+            "running", epochs=5, steps=50, url=exp.url, gpus=[0], features=features
+        )
         running.register()
         running.epoch_end()
+        running.progress(step=10, tokens=4096)
+        running.flush()
         exp.sampler.sample_once()
         text = scrape(exp.url)
     finally:

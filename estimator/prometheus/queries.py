@@ -1,8 +1,10 @@
 """The only module that spells the exporter's metric names in PromQL.
 
 Each cycle issues a fixed number of queries whatever the number of jobs: one raw-sample
-query for the epoch checkpoints of every job, one instant query for every job's state,
-and optionally one for the grid carbon intensity. Results are grouped by ``job_id``.
+query for the epoch and step checkpoints of every job, one instant query for every job's
+state, and optionally one for the grid carbon intensity. Results are grouped by ``job_id``
+and then by ``instance`` (the node's exporter): a job that spans nodes has one entry per
+node, combined into one job by ``estimator/jobs.py``. Nothing depends on series order.
 """
 
 from __future__ import annotations
@@ -13,20 +15,42 @@ from dataclasses import dataclass, field
 
 from joulecast.estimator.prometheus.client import PromClient, Sample, Series
 
-HISTORY = '{__name__=~"joulecast_job_(epochs_completed|epoch_end_energy_joules|epoch_end_timestamp_seconds)"}'
+HISTORY = (
+    '{__name__=~"joulecast_job_(epochs_completed|epoch_end_energy_joules|epoch_end_timestamp_seconds'
+    '|steps_completed|step_end_energy_joules|step_end_timestamp_seconds)"}'
+)
 STATE = (
-    '{__name__=~"joulecast_job_(info|epochs_planned|epochs_completed|running|failed|energy_joules_total|'
-    "start_timestamp_seconds|end_timestamp_seconds|gpu_tdp_watts|gpu_memory_bytes|"
-    'gpu_utilization_mean_ratio|gpus|energy_budget_joules|epoch_end_energy_joules)"}'
+    '{__name__=~"joulecast_job_(info|epochs_planned|epochs_completed|running|failed|lost|'
+    "energy_joules_total|start_timestamp_seconds|end_timestamp_seconds|gpu_tdp_watts|"
+    "gpu_memory_bytes|gpu_utilization_mean_ratio|gpus|energy_budget_joules|"
+    'epoch_end_energy_joules|steps_planned|steps_completed)"}'
+)
+#: (count, timestamp, energy) series of the two kinds of checkpoint
+EPOCH_SERIES = (
+    "joulecast_job_epochs_completed",
+    "joulecast_job_epoch_end_timestamp_seconds",
+    "joulecast_job_epoch_end_energy_joules",
+)
+STEP_SERIES = (
+    "joulecast_job_steps_completed",
+    "joulecast_job_step_end_timestamp_seconds",
+    "joulecast_job_step_end_energy_joules",
 )
 GPU_MODELS = "count by (model) (joulecast_gpu_info)"
 
 
 @dataclass(frozen=True)
 class EpochPoint:
+    """A checkpoint: the job's energy and wall time when ``epoch`` ended (for step
+    checkpoints ``epoch`` holds the step count)."""
+
     epoch: int
     time_s: float
     energy_j: float
+
+
+#: job_id -> instance -> checkpoints
+NodeHistory = dict[str, dict[str, list[EpochPoint]]]
 
 
 @dataclass
@@ -38,6 +62,7 @@ class JobState:
     epochs_completed: int = 0
     running: bool = True
     failed: bool = False  # ended with an error: neither scored nor learned from
+    lost: bool = False  # its processes vanished without a finish: neither scored nor learned
     energy_j: float = 0.0
     epoch_end_energy_j: float = 0.0
     start_s: float | None = None
@@ -48,13 +73,17 @@ class JobState:
     gpus: int = 0
     budget_j: float | None = None
     features: dict[str, str] = field(default_factory=dict)
+    steps_planned: int | None = None
+    steps_completed: int = 0
+    nodes: int = 1  # exporters the job was seen on (after combining)
 
 
 def fetch_history(
     client: PromClient, window_s: float, at: float | None = None, skipped: Counter | None = None
-) -> dict[str, list[EpochPoint]]:
-    """Epoch checkpoints of every job seen in the last ``window_s`` seconds."""
-    return group_history(client.query_raw(HISTORY, window_s, at), skipped)
+) -> tuple[NodeHistory, NodeHistory]:
+    """Epoch and step checkpoints of every job and node seen in the last ``window_s`` s."""
+    series = client.query_raw(HISTORY, window_s, at)
+    return group_history(series, skipped), group_history(series, skipped, STEP_SERIES)
 
 
 MAX_EPOCH = 1_000_000
@@ -65,31 +94,29 @@ def _sane(value: float, lo: float = 0.0, hi: float = 1e15) -> bool:
 
 
 def group_history(
-    series: list[Series], skipped: Counter | None = None
-) -> dict[str, list[EpochPoint]]:
-    """Epoch checkpoints per job. A point with a non-finite or absurd value (a NaN from a
-    broken remote write, a negative energy) is skipped and counted in ``skipped``."""
+    series: list[Series], skipped: Counter | None = None, names: tuple[str, ...] = EPOCH_SERIES
+) -> NodeHistory:
+    """Checkpoints per job and node, from the (count, timestamp, energy) series ``names``.
+    A point with a non-finite or absurd value (a NaN from a broken remote write, a
+    negative energy) is skipped and counted in ``skipped``."""
     skipped = Counter() if skipped is None else skipped
-    # Samples of one scrape share a timestamp: join the three series on it.
-    by_job: dict[str, dict[float, dict[str, float]]] = {}
+    # Samples of one scrape of one node share a timestamp: join the three series on it.
+    by_node: dict[tuple[str, str], dict[float, dict[str, float]]] = {}
+    wanted = set(names)
     for s in series:
         job_id = s.labels.get("job_id")
         name = s.labels.get("__name__", "")
-        if not job_id:
+        if not job_id or name not in wanted:
             continue
-        slot = by_job.setdefault(job_id, {})
+        slot = by_node.setdefault((job_id, s.labels.get("instance", "")), {})
         for ts, v in s.points:
             slot.setdefault(ts, {})[name] = v
-    out: dict[str, list[EpochPoint]] = {}
-    for job_id, samples in by_job.items():
+    out: NodeHistory = {}
+    for (job_id, instance), samples in by_node.items():
         points: dict[int, EpochPoint] = {}
         for _, vals in sorted(samples.items()):
             try:
-                raw = (
-                    vals["joulecast_job_epochs_completed"],
-                    vals["joulecast_job_epoch_end_timestamp_seconds"],
-                    vals["joulecast_job_epoch_end_energy_joules"],
-                )
+                raw = tuple(vals[n] for n in names)
             except KeyError:
                 continue
             if not all(math.isfinite(v) for v in raw):
@@ -98,10 +125,9 @@ def group_history(
             if not (_sane(raw[0], 0, MAX_EPOCH) and _sane(raw[1]) and _sane(raw[2])):
                 skipped["out_of_range"] += 1
                 continue
-            epoch = int(raw[0])
-            point = EpochPoint(epoch, raw[1], raw[2])
-            points.setdefault(epoch, point)
-        out[job_id] = sorted(points.values(), key=lambda p: p.epoch)
+            count = int(raw[0])
+            points.setdefault(count, EpochPoint(count, raw[1], raw[2]))
+        out.setdefault(job_id, {})[instance] = sorted(points.values(), key=lambda p: p.epoch)
     return out
 
 
@@ -117,25 +143,36 @@ _FIELDS = {
     "joulecast_job_gpu_utilization_mean_ratio": ("gpu_utilization", float),
     "joulecast_job_gpus": ("gpus", int),
     "joulecast_job_energy_budget_joules": ("budget_j", float),
+    "joulecast_job_steps_planned": ("steps_planned", int),
+    "joulecast_job_steps_completed": ("steps_completed", int),
 }
+_FLAGS = {
+    "joulecast_job_running": "running",
+    "joulecast_job_failed": "failed",
+    "joulecast_job_lost": "lost",
+}
+#: job_id -> instance -> state
+NodeStates = dict[str, dict[str, JobState]]
 
 
 def fetch_state(
     client: PromClient, at: float | None = None, skipped: Counter | None = None
-) -> dict[str, JobState]:
+) -> NodeStates:
     return group_state(client.query(STATE, at), skipped)
 
 
-def group_state(samples: list[Sample], skipped: Counter | None = None) -> dict[str, JobState]:
-    """Every job's state. A non-finite or absurd value leaves its field as it was (and is
-    counted in ``skipped``): one bad series never stops a cycle."""
+def group_state(samples: list[Sample], skipped: Counter | None = None) -> NodeStates:
+    """Every job's state on every node. A non-finite or absurd value leaves its field as it
+    was (and is counted in ``skipped``): one bad series never stops a cycle."""
     skipped = Counter() if skipped is None else skipped
-    jobs: dict[str, JobState] = {}
+    jobs: NodeStates = {}
     for s in samples:
         job_id = s.labels.get("job_id")
         if not job_id:
             continue
-        st = jobs.setdefault(job_id, JobState(job_id))
+        nodes = jobs.setdefault(job_id, {})
+        instance = s.labels.get("instance", "")
+        st = nodes.setdefault(instance, JobState(job_id))
         name = s.labels.get("__name__", "")
         if name == "joulecast_job_info":
             st.features = {
@@ -143,10 +180,8 @@ def group_state(samples: list[Sample], skipped: Counter | None = None) -> dict[s
                 for k, v in s.labels.items()
                 if v and k not in ("__name__", "job_id", "instance", "job")
             }
-        elif name == "joulecast_job_running":
-            st.running = s.value >= 0.5
-        elif name == "joulecast_job_failed":
-            st.failed = s.value >= 0.5
+        elif name in _FLAGS:
+            setattr(st, _FLAGS[name], s.value >= 0.5)
         elif name in _FIELDS:
             attr, conv = _FIELDS[name]
             if not math.isfinite(s.value):
@@ -166,8 +201,9 @@ def fetch_gpu_models(client: PromClient, at: float | None = None) -> list[str]:
 class TsdbView:
     """Everything one cycle reads from Prometheus, fetched in a fixed number of queries."""
 
-    history: dict[str, list[EpochPoint]]
-    states: dict[str, JobState]
+    history: NodeHistory
+    states: NodeStates
+    steps: NodeHistory = field(default_factory=dict)
     fleet_gpus: tuple[str, ...] = ()
     carbon_intensity: float | None = None
     skipped: dict[str, int] = field(default_factory=dict)  # bad samples left out, by kind
@@ -184,7 +220,7 @@ def fetch_cycle(
 ) -> TsdbView:
     """One cycle's reads; raises :class:`PromError` when any of them fails."""
     skipped: Counter = Counter()
-    history = fetch_history(client, window_s, at, skipped)
+    history, steps = fetch_history(client, window_s, at, skipped)
     states = fetch_state(client, at, skipped)
     carbon = carbon_default
     if carbon_query:
@@ -194,4 +230,4 @@ def fetch_cycle(
         elif samples:
             skipped["carbon_out_of_range"] += 1
     gpus = tuple(fetch_gpu_models(client, at)) if fleet else ()
-    return TsdbView(history, states, gpus, carbon, dict(skipped))
+    return TsdbView(history, states, steps, gpus, carbon, dict(skipped))

@@ -36,7 +36,7 @@ class IntervalCalibration:
         self.level = level
         # the conformal quantile exists only from ceil(level / (1 - level)) scores on
         self.min_jobs = max(min_jobs, math.ceil(level / max(1e-9, 1 - level)))
-        self._scores: dict[tuple[str, int], deque[float]] = {}
+        self._scores: dict[tuple[str, int, str], deque[float]] = {}
 
     def add(self, entries: Iterable[ErrorEntry]) -> int:
         added = 0
@@ -45,21 +45,22 @@ class IntervalCalibration:
                 continue
             score = normalized_error(e.measured_j, e.projected_j, e.remaining_j)
             if math.isfinite(score):
-                self._scores.setdefault((e.method, e.at_epoch), deque(maxlen=MAX_SCORES)).append(
-                    score
-                )
+                key = (e.method, e.at_epoch, e.unit)
+                self._scores.setdefault(key, deque(maxlen=MAX_SCORES)).append(score)
                 added += 1
         return added
 
-    def _key(self, method: str, epoch: int) -> tuple[str, int] | None:
-        epochs = sorted(k for m, k in self._scores if m == method)
+    def _key(self, method: str, epoch: int, unit: str) -> tuple[str, int, str] | None:
+        epochs = sorted(k for m, k, u in self._scores if m == method and u == unit)
         if not epochs:
             return None
         below = [k for k in epochs if k <= epoch]
-        return (method, below[-1] if below else epochs[0])
+        return (method, below[-1] if below else epochs[0], unit)
 
-    def interval(self, method: str, epoch: int) -> Calibrated | None:
-        key = self._key(method, epoch)
+    def interval(self, method: str, epoch: int, unit: str = "epoch") -> Calibrated | None:
+        """The interval of ``method`` at ``epoch`` (a segment of the step plan when
+        ``unit`` is "step": jobs are calibrated on jobs projected in the same unit)."""
+        key = self._key(method, epoch, unit)
         if key is None:
             return None
         scores = list(self._scores[key])
@@ -68,7 +69,7 @@ class IntervalCalibration:
         q = conformal_quantile(scores, self.level)
         return Calibrated(q, len(scores), key[1]) if math.isfinite(q) else None
 
-    def sizes(self) -> dict[tuple[str, int], int]:
+    def sizes(self) -> dict[tuple[str, int, str], int]:
         return {k: len(v) for k, v in self._scores.items()}
 
     # -- persistence as plain data (the service writes it to a file) ---------------------
@@ -76,13 +77,13 @@ class IntervalCalibration:
         return {
             "level": self.level,
             "scores": [
-                {"method": m, "at_epoch": k, "scores": list(v)}
-                for (m, k), v in sorted(self._scores.items())
+                {"method": m, "at_epoch": k, "unit": u, "scores": list(v)}
+                for (m, k, u), v in sorted(self._scores.items())
             ],
         }
 
     def restore(self, state: dict) -> None:
         for item in state.get("scores", []):
-            key = (str(item["method"]), int(item["at_epoch"]))
+            key = (str(item["method"]), int(item["at_epoch"]), str(item.get("unit", "epoch")))
             values = [float(x) for x in item["scores"] if math.isfinite(float(x))]
             self._scores[key] = deque(values[-MAX_SCORES:], maxlen=MAX_SCORES)

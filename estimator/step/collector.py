@@ -19,9 +19,9 @@ JOULES_PER_KWH = 3.6e6
 class StepView:
     jobs: dict[str, JobResult]
     errors_by_job: tuple[ErrorEntry, ...]
-    summary: dict[tuple[str, int], tuple[int, float, float]]
+    summary: dict[tuple[str, int, str], tuple[int, float, float]]
     carbon_intensity: float | None = None
-    calibration_jobs: dict[tuple[str, int], int] | None = None
+    calibration_jobs: dict[tuple[str, int, str], int] | None = None
     calibration_min_jobs: int = 10
 
 
@@ -39,11 +39,12 @@ class StepCollector(Collector):
         jobs = GaugeMetricFamily(
             "joulecast_step_calibration_jobs",
             "Finished jobs whose errors calibrate the projection interval, by method and "
-            "scoring epoch (intervals are calibrated from joulecast_step_calibration_min_jobs).",
-            labels=["method", "at_epoch"],
+            "scoring epoch (intervals are calibrated from joulecast_step_calibration_min_jobs); "
+            "unit step: at_epoch counts segments of the step plan, 1 % of the run each.",
+            labels=["method", "at_epoch", "unit"],
         )
-        for (method, at), n in sorted((s.calibration_jobs or {}).items()):
-            jobs.add_metric([method, str(at)], n)
+        for (method, at, unit), n in sorted((s.calibration_jobs or {}).items()):
+            jobs.add_metric([method, str(at), unit], n)
         yield jobs
         yield GaugeMetricFamily(
             "joulecast_step_calibration_min_jobs",
@@ -98,6 +99,17 @@ class StepCollector(Collector):
             "Epochs in the STEP window.",
             labels=["job_id"],
         )
+        progress = GaugeMetricFamily(
+            "joulecast_job_progress_ratio",
+            "Share of the planned run done, in the unit STEP projects it in (epoch, or step "
+            "for a step plan of few epochs).",
+            labels=["job_id", "unit"],
+        )
+        nodes = GaugeMetricFamily(
+            "joulecast_job_nodes",
+            "Nodes (exporters) the job was measured on; its figures are sums over them.",
+            labels=["job_id"],
+        )
         calibrated = GaugeMetricFamily(
             "joulecast_job_projection_interval_calibrated",
             "1: the interval is scaled on finished jobs' errors (split-conformal, covers the "
@@ -119,12 +131,16 @@ class StepCollector(Collector):
                     calibrated.add_metric(lv, 1.0 if m.calibrated else 0.0)
                 if s.carbon_intensity is not None:
                     co2.add_metric(lv, m.energy_j / JOULES_PER_KWH * s.carbon_intensity)
+            if r.progress_ratio is not None:
+                progress.add_metric([job_id, r.unit], r.progress_ratio)
+            nodes.add_metric([job_id], r.nodes)
             if r.stabilizing_epoch is not None:
                 stab.add_metric([job_id], r.stabilizing_epoch)
             if r.window_start is not None and r.window_end is not None:
                 wstart.add_metric([job_id], r.window_start)
                 wlen.add_metric([job_id], r.window_end - r.window_start)
         yield from (proj, lower, upper, remaining, end, co2, stab, wstart, wlen, calibrated)
+        yield from (progress, nodes)
         if s.carbon_intensity is not None:
             yield GaugeMetricFamily(
                 "joulecast_grid_carbon_intensity_grams_per_kwh",
@@ -136,28 +152,28 @@ class StepCollector(Collector):
         err = GaugeMetricFamily(
             "joulecast_job_projection_error_ratio",
             "Finished jobs: (projection at epoch at_epoch - measured total) / measured total.",
-            labels=["job_id", "method", "at_epoch"],
+            labels=["job_id", "method", "at_epoch", "unit"],
         )
         for e in s.errors_by_job:
-            err.add_metric([e.job_id, e.method, str(e.at_epoch)], e.error_ratio)
+            err.add_metric([e.job_id, e.method, str(e.at_epoch), e.unit], e.error_ratio)
         yield err
         mae = GaugeMetricFamily(
             "joulecast_method_mean_absolute_error_ratio",
             "Track record: mean |relative error| of each method over recently finished jobs.",
-            labels=["method", "at_epoch"],
+            labels=["method", "at_epoch", "unit"],
         )
         bias = GaugeMetricFamily(
             "joulecast_method_mean_error_ratio",
             "Track record: mean signed relative error.",
-            labels=["method", "at_epoch"],
+            labels=["method", "at_epoch", "unit"],
         )
         n = GaugeMetricFamily(
             "joulecast_method_evaluated_jobs",
             "Finished jobs in the track record.",
-            labels=["method", "at_epoch"],
+            labels=["method", "at_epoch", "unit"],
         )
-        for (method, at), (count, mean_abs, mean) in sorted(s.summary.items()):
-            lv = [method, str(at)]
+        for (method, at, unit), (count, mean_abs, mean) in sorted(s.summary.items()):
+            lv = [method, str(at), unit]
             mae.add_metric(lv, mean_abs)
             bias.add_metric(lv, mean)
             n.add_metric(lv, count)

@@ -1,8 +1,10 @@
 """The STEP stage of a cycle: job histories in, projections and a track record out.
 
-:class:`StepStage` keeps every job's epoch checkpoints between cycles (merged, never
-guessed), projects running jobs with STEP beside the TDP baselines, and scores finished
-jobs once. It does no I/O: it reads what the Prometheus room fetched, and other rooms'
+:class:`StepStage` takes every job's checkpoints, combined over its nodes
+(``estimator/jobs.py``), projects running jobs with STEP beside the TDP baselines, in
+epochs or, for a step plan of few epochs, in segments of the step plan
+(:meth:`StepConfig.unit`), and scores finished jobs once (lost and failed jobs are not
+scored). It does no I/O: it reads what the Prometheus room fetched, and other rooms'
 figures (PRE forecasts of running jobs) come in through a callable.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from joulecast.estimator.jobs import CombinedJobs
 from joulecast.estimator.prometheus.queries import EpochPoint, JobState
 from joulecast.estimator.records import FinishedJob, MethodProjection, float_or_none
 from joulecast.estimator.step.baselines import BaselineConfig, green_algorithms, mlco2
@@ -39,6 +42,9 @@ class JobResult:
     stabilizing_epoch: int | None = None
     window_start: int | None = None
     window_end: int | None = None
+    unit: str = "epoch"  # what the window and stabilizing epoch count: epochs or segments
+    progress_ratio: float | None = None  # share of the planned run done, in ``unit``
+    nodes: int = 1
 
 
 #: A running job's state -> projections of other methods to publish beside STEP's.
@@ -48,8 +54,10 @@ ExtraMethods = Callable[[JobState], dict[str, MethodProjection]]
 @dataclass
 class _Job:
     points: dict[int, EpochPoint] = field(default_factory=dict)
+    step_points: dict[int, EpochPoint] = field(default_factory=dict)
     # STEP depends only on the checkpoints and the plan: reuse it until either changes.
-    step_key: tuple[int, int, int] | None = None
+    step_key: tuple | None = None
+    unit: str = "epoch"
     step: dict[str, Projection] = field(default_factory=dict)
     progress: Progress | None = None
     state: JobState | None = None
@@ -58,12 +66,21 @@ class _Job:
     last_seen: float = 0.0
 
 
-def progress_of(points: dict[int, EpochPoint], st: JobState | None) -> Progress | None:
-    """The job's consistent checkpoints (energy 0 at registration) as STEP progress."""
-    if st is None or not points:
-        return None
+def checkpoints_of(points: dict[int, EpochPoint], st: JobState) -> list[Checkpoint]:
+    """The job's consistent checkpoints, from its start (energy 0 at registration).
+
+    Epochs that ended before the job's first reading (while the exporter was away) carry
+    their own times and no measured energy: the measured run starts at the last of them,
+    at the first reading.
+    """
     points = dict(points)
-    if 0 not in points and st.start_s is not None:
+    early = [p for p in points.values() if st.start_s is not None and p.time_s < st.start_s]
+    if early:
+        origin = max(early, key=lambda p: p.epoch)
+        points = {k: p for k, p in points.items() if p.epoch > origin.epoch}
+        assert st.start_s is not None
+        points[origin.epoch] = EpochPoint(origin.epoch, st.start_s, origin.energy_j)
+    elif 0 not in points and st.start_s is not None:
         # A job's energy counter is 0 at registration, whether or not that was scraped.
         points[0] = EpochPoint(0, st.start_s, 0.0)
     cps: list[Checkpoint] = []
@@ -71,6 +88,21 @@ def progress_of(points: dict[int, EpochPoint], st: JobState | None) -> Progress 
         if cps and (p.time_s < cps[-1].time_s or p.energy_j < cps[-1].energy_j):
             continue  # an exporter restart lost energy: keep the consistent prefix
         cps.append(Checkpoint(p.epoch, p.time_s, p.energy_j))
+    return cps
+
+
+def progress_of(
+    points: dict[int, EpochPoint], st: JobState | None, unit: str = "epoch"
+) -> Progress | None:
+    """The job's checkpoints as STEP progress: in epochs, or in segments of the step plan
+    (``points`` then hold step checkpoints)."""
+    if st is None or not points:
+        return None
+    cps = checkpoints_of(points, st)
+    if not cps:
+        return None
+    if unit == "step":
+        return Progress.from_steps(cps, st.steps_planned) if st.steps_planned else None
     try:
         return Progress(tuple(cps), max(st.epochs_planned, cps[-1].epoch, 1))
     except StepError:
@@ -98,15 +130,17 @@ class StepStage:
         self._finished_errors: list[ErrorEntry] = []
         self.calibration = IntervalCalibration(settings.step.level, settings.calibration_min_jobs)
 
-    def merge(
-        self, history: dict[str, list[EpochPoint]], states: dict[str, JobState], now: float
-    ) -> None:
-        for job_id, points in history.items():
+    def merge(self, jobs: CombinedJobs, now: float) -> None:
+        """Take this cycle's jobs, each combined over its nodes (the book keeps every
+        checkpoint, so each cycle's lists are whole)."""
+        for job_id, points in jobs.epochs.items():
             job = self._jobs.setdefault(job_id, _Job())
-            for p in points:
-                job.points.setdefault(p.epoch, p)
+            job.points = {p.epoch: p for p in points}
             job.last_seen = now
-        for job_id, st in states.items():
+        for job_id, points in jobs.steps.items():
+            job = self._jobs.setdefault(job_id, _Job())
+            job.step_points = {p.epoch: p for p in points}
+        for job_id, st in jobs.states.items():
             job = self._jobs.setdefault(job_id, _Job())
             if not st.features and job.state is not None:
                 # the info series can be missing from one answer (a relabel between
@@ -116,6 +150,8 @@ class StepStage:
             job.last_seen = now
             if not st.running and job.finished_at is None:
                 job.finished_at = st.end_s or now
+            elif st.running and job.finished_at is not None:
+                job.finished_at, job.evaluated = None, False  # resumed: scored when it ends
 
     def project_all(self, extra: ExtraMethods | None = None) -> dict[str, JobResult]:
         out = {}
@@ -125,11 +161,25 @@ class StepStage:
                 out[job_id] = result
         return out
 
+    def _unit_points(self, job: _Job, st: JobState) -> tuple[str, dict[int, EpochPoint]]:
+        unit = self.settings.step.unit(st.epochs_planned, st.steps_planned)
+        if unit == "step" and job.step_points:
+            return unit, job.step_points
+        return "epoch", job.points
+
     def _step(self, job: _Job, st: JobState) -> None:
-        key = (len(job.points), max(job.points, default=-1), st.epochs_planned)
+        unit, points = self._unit_points(job, st)
+        key = (
+            unit,
+            len(points),
+            max(points, default=-1),
+            st.epochs_planned,
+            st.steps_planned,
+            st.start_s,
+        )
         if key != job.step_key:
-            job.step_key = key
-            job.progress = progress_of(job.points, st)
+            job.step_key, job.unit = key, unit
+            job.progress = progress_of(points, st, unit)
             cfg = self.settings.step
             job.step = project(job.progress, cfg) if job.progress is not None else {}
 
@@ -143,7 +193,9 @@ class StepStage:
         last: Projection | None = None
         for method, pr in job.step.items():
             assert job.progress is not None
-            lower, upper, calibrated = self._interval(method, pr, job.progress.epochs_done)
+            lower, upper, calibrated = self._interval(
+                method, pr, job.progress.epochs_done, job.unit
+            )
             methods[method] = MethodProjection(
                 energy_j=pr.energy_j * pue,
                 lower_j=lower * pue,
@@ -162,6 +214,7 @@ class StepStage:
                     end_s=m.end_s,
                 )
         methods.update(self._baselines(st, job.progress, last))
+        p = job.progress
         return JobResult(
             job_id=job_id,
             energy_so_far_j=st.energy_j,
@@ -171,11 +224,16 @@ class StepStage:
             stabilizing_epoch=last.stabilizing_epoch if last else None,
             window_start=last.window_start if last else None,
             window_end=last.window_end if last else None,
+            unit=job.unit,
+            progress_ratio=min(p.epochs_done / p.epochs_planned, 1.0) if p else None,
+            nodes=st.nodes,
         )
 
-    def _interval(self, method: str, pr: Projection, epoch: int) -> tuple[float, float, bool]:
+    def _interval(
+        self, method: str, pr: Projection, epoch: int, unit: str
+    ) -> tuple[float, float, bool]:
         """The conformal interval once enough jobs have finished, else the model's own."""
-        cal = self.calibration.interval(method, epoch)
+        cal = self.calibration.interval(method, epoch, unit)
         if cal is None:
             return pr.lower_j, pr.upper_j, False
         half = cal.half_width_ratio * pr.remaining_j
@@ -198,35 +256,45 @@ class StepStage:
         }
 
     def evaluate_finished(self, now: float) -> list[FinishedJob]:
-        """Score each newly finished job once; return those that did not fail.
+        """Score each newly finished job once; return those that ran to their own end.
 
-        The track record scores only jobs that ran their planned epochs: a projection for
-        50 epochs is not wrong because the run stopped early at 12. A failed job is
-        neither scored nor handed on.
+        The track record scores only jobs that ran their planned epochs (or steps): a
+        projection for 50 epochs is not wrong because the run stopped early at 12. A
+        failed or lost job is neither scored nor handed on. A job is scored in the unit it
+        was projected in, against the sum over its nodes.
         """
         done = []
         for job_id, job in self._jobs.items():
             if job.finished_at is None or job.evaluated or job.state is None:
                 continue
             job.evaluated = True
-            progress = progress_of(job.points, job.state)
             st = job.state
-            if progress is None or progress.checkpoints[0].epoch != 0 or st.failed:
+            if st.failed or st.lost:
+                continue
+            unit, points = self._unit_points(job, st)
+            progress = progress_of(points, st, unit)
+            if progress is None or progress.checkpoints[0].epoch != 0:
                 continue
             measured = progress.last.energy_j - progress.checkpoints[0].energy_j
-            complete = progress.last.epoch >= st.epochs_planned
+            complete = progress.last.epoch >= progress.epochs_planned
             if complete:
-                self._score(job_id, st, progress, measured)
-            finished = FinishedJob(job_id, st, progress, measured, job.finished_at or now, complete)
-            done.append(finished)
+                self._score(job_id, st, progress, measured, unit)
+            epochs = progress_of(job.points, st) if unit == "step" else progress
+            if epochs is None or epochs.epochs_done == 0:
+                continue  # PRE learns per epoch: a run that marked none teaches it nothing
+            done.append(FinishedJob(job_id, st, epochs, measured, job.finished_at or now, complete))
         return done
 
-    def _score(self, job_id: str, st: JobState, progress: Progress, measured: float) -> None:
+    def _score(
+        self, job_id: str, st: JobState, progress: Progress, measured: float, unit: str
+    ) -> None:
         facts = JobFacts(
             st.tdp_w, st.gpu_utilization, float_or_none(st.features.get("host_ram_gb"))
         )
         s = self.settings
-        entries = evaluate(job_id, progress, measured, s.track_epochs, facts, s.step, s.baselines)
+        entries = evaluate(
+            job_id, progress, measured, s.track_epochs, facts, s.step, s.baselines, unit
+        )
         self._track.add(entries)
         self._finished_errors.extend(entries)
         self.calibration.add(entries)

@@ -30,6 +30,8 @@ class ErrorEntry:
     projected_j: float
     measured_j: float
     remaining_j: float | None = None  # STEP's projected remaining energy at ``at_epoch``
+    #: "epoch", or "step": ``at_epoch`` counts segments of the step plan (1 % of the run)
+    unit: str = "epoch"
 
     @property
     def error_ratio(self) -> float:
@@ -67,6 +69,7 @@ def evaluate(
     facts: JobFacts,
     step_cfg: StepConfig,
     base_cfg: BaselineConfig,
+    unit: str = "epoch",
 ) -> list[ErrorEntry]:
     if measured_j <= 0:
         return []
@@ -76,7 +79,7 @@ def evaluate(
         if k >= progress.epochs_planned or k > progress.epochs_done:
             continue
         for method, (e, rem) in projections_at(progress, k, facts, step_cfg, base_cfg).items():
-            out.append(ErrorEntry(job_id, method, k, e, measured_j, rem))
+            out.append(ErrorEntry(job_id, method, k, e, measured_j, rem, unit))
     return out
 
 
@@ -84,15 +87,17 @@ class TrackRecord:
     """The last ``maxlen`` error entries per (method, epoch), for the live aggregates."""
 
     def __init__(self, maxlen: int = 1000) -> None:
-        self._entries: dict[tuple[str, int], deque[ErrorEntry]] = {}
+        self._entries: dict[tuple[str, int, str], deque[ErrorEntry]] = {}
         self._maxlen = maxlen
 
     def add(self, entries: list[ErrorEntry]) -> None:
         for e in entries:
-            self._entries.setdefault((e.method, e.at_epoch), deque(maxlen=self._maxlen)).append(e)
+            key = (e.method, e.at_epoch, e.unit)
+            self._entries.setdefault(key, deque(maxlen=self._maxlen)).append(e)
 
-    def summary(self) -> dict[tuple[str, int], tuple[int, float, float]]:
-        """(method, epoch) -> (jobs, mean absolute error ratio, mean signed error ratio)."""
+    def summary(self) -> dict[tuple[str, int, str], tuple[int, float, float]]:
+        """(method, scoring point, unit) -> (jobs, mean absolute error ratio, mean signed
+        error ratio)."""
         out = {}
         for key, entries in self._entries.items():
             errs = [e.error_ratio for e in entries]

@@ -2,7 +2,8 @@
 
 ``joulecast_job_epoch_end_energy_joules`` and ``..._epoch_end_timestamp_seconds`` hold the
 job's energy counter and the wall time at its last epoch end (epoch 0 is registration), so
-any two scrapes give the exact energy between two epoch ends.
+any two scrapes give the exact energy between two epoch ends. The ``step_*`` series do the
+same for optimizer steps, for jobs that report them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from joulecast.exporter.jobs.model import JobRecord
 from joulecast.exporter.jobs.registry import JobRegistry
 from joulecast.exporter.sampler import NodeSnapshot
 from joulecast.schema import NUMERIC_FEATURES, STRING_FEATURES
@@ -32,6 +34,19 @@ class JobsCollector:
     def __init__(self, registry: JobRegistry) -> None:
         self._registry = registry
 
+    @staticmethod
+    def _steps(g: dict[str, GaugeMetricFamily], lv: list[str], r: JobRecord) -> None:
+        """Step progress, for jobs that report it (step 0 is registration)."""
+        if r.steps_planned is None and not r.steps_completed:
+            return
+        g["steps_completed"].add_metric(lv, r.steps_completed)
+        if r.steps_planned is not None:
+            g["steps_planned"].add_metric(lv, r.steps_planned)
+        g["step_end_energy_joules"].add_metric(lv, r.step_end_energy_joules)
+        g["step_end_timestamp_seconds"].add_metric(lv, r.step_end_timestamp or r.created_at)
+        if r.tokens_completed is not None:
+            g["tokens_completed"].add_metric(lv, r.tokens_completed)
+
     def collect_from(self, snap: NodeSnapshot) -> Iterator[Metric]:
         L = ["job_id"]
         info = GaugeMetricFamily(
@@ -51,8 +66,17 @@ class JobsCollector:
                 ),
                 ("start_timestamp_seconds", "Wall time the job registered."),
                 ("end_timestamp_seconds", "Wall time the job finished."),
-                ("running", "1 while the job runs, 0 once finished."),
+                ("running", "1 while the job runs, 0 once it ended (finished, failed or lost)."),
                 ("failed", "1 once the job ended with an error (a crashed run), else 0."),
+                (
+                    "lost",
+                    "1 once the job's processes vanished without a finish (killed), else 0.",
+                ),
+                ("steps_completed", "Optimizer steps completed (last step marker)."),
+                ("steps_planned", "Optimizer steps planned."),
+                ("step_end_energy_joules", "The job's energy counter at its last step marker (J)."),
+                ("step_end_timestamp_seconds", "Wall time of the last step marker."),
+                ("tokens_completed", "Tokens processed (last step marker that counted them)."),
                 ("gpus", "Number of GPUs attributed to the job."),
                 ("gpu_tdp_watts", "Sum of the TDPs (default power limits) of the job's GPUs (W)."),
                 ("gpu_memory_bytes", "Sum of the memory of the job's GPUs (bytes)."),
@@ -77,7 +101,7 @@ class JobsCollector:
             info.add_metric(
                 [
                     r.job_id,
-                    "running" if r.live else (r.outcome or "finished"),
+                    r.state(),
                     ",".join(map(str, r.gpus)),
                     ",".join(r.gpu_models),
                     *(_fmt(getattr(feats, f)) for f in FEATURE_LABELS),
@@ -93,6 +117,8 @@ class JobsCollector:
                 g["end_timestamp_seconds"].add_metric(lv, r.finished_at)
             g["running"].add_metric(lv, 1.0 if r.live else 0.0)
             g["failed"].add_metric(lv, 1.0 if r.outcome == "failed" else 0.0)
+            g["lost"].add_metric(lv, 1.0 if r.lost else 0.0)
+            self._steps(g, lv, r)
             g["gpus"].add_metric(lv, len(r.gpus or r.seen_gpus))
             g["gpu_tdp_watts"].add_metric(lv, r.tdp_watts)
             g["gpu_memory_bytes"].add_metric(lv, r.gpu_memory_bytes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from joulecast.schema import JobSpec
+from joulecast.schema import LOST, JobSpec
 
 
 class JobError(Exception):
@@ -50,7 +50,23 @@ class JobRecord:
     gpu_models: tuple[str, ...] = ()
     #: GPUs on which a pid-attributed job's processes were seen (relearned after a restart)
     seen_gpus: tuple[int, ...] = ()
-    outcome: str | None = None  # "finished" or "failed" once the job ended
+    outcome: str | None = None  # "finished", "failed" or "lost" once the job ended
+    # -- progress below the epoch (step markers) --
+    steps_planned: int | None = None
+    steps_completed: int = 0
+    step_end_energy_joules: float = 0.0  # energy_joules at the last step marker
+    step_end_timestamp: float | None = None
+    tokens_completed: int | None = None
+    steps_rewindable: bool = False  # continued since the last step marker: may go back
+    summary: dict[str, float] = field(default_factory=dict)  # the run's own end summary
+    # -- liveness --
+    #: the job's processes this exporter can see: (pid, start time), checked for reuse
+    processes: tuple[tuple[int, float], ...] = ()
+    last_alive: float | None = None  # last time a process or a heartbeat was seen
+    last_heartbeat: float | None = None
+    #: all known processes gone (or the heartbeat stopped) since then: not charged; ended
+    #: as lost once this is older than the grace period
+    gone_since: float | None = None
 
     @property
     def job_id(self) -> str:
@@ -59,6 +75,18 @@ class JobRecord:
     @property
     def live(self) -> bool:
         return self.finished_at is None
+
+    @property
+    def charged(self) -> bool:
+        """Live and not known to be gone: its GPUs' energy is attributed to it."""
+        return self.finished_at is None and self.gone_since is None
+
+    @property
+    def lost(self) -> bool:
+        return self.outcome == LOST
+
+    def state(self) -> str:
+        return "running" if self.live else (self.outcome or "finished")
 
     @property
     def mean_utilization(self) -> float | None:
@@ -77,6 +105,29 @@ class JobRecord:
             "epoch_end_energy_joules": round(self.epoch_end_energy_joules, 3),
             "epoch_end_timestamp": self.epoch_end_timestamp,
             "finished_at": self.finished_at,
-            "state": "running" if self.live else (self.outcome or "finished"),
+            "state": self.state(),
             "last_metrics": self.last_metrics,
+            "steps_planned": self.steps_planned,
+            "steps_completed": self.steps_completed,
+            "step_end_energy_joules": round(self.step_end_energy_joules, 3),
+            "step_end_timestamp": self.step_end_timestamp,
+            "tokens_completed": self.tokens_completed,
+            "summary": self.summary,
+            "processes_alive": self.gone_since is None and bool(self.processes),
+            "gone_since": self.gone_since,
+        }
+
+    def extra(self) -> dict:
+        """What the store keeps beside the fixed columns (one JSON column)."""
+        return {
+            "steps_planned": self.steps_planned,
+            "steps_completed": self.steps_completed,
+            "step_end_energy_joules": self.step_end_energy_joules,
+            "step_end_timestamp": self.step_end_timestamp,
+            "tokens_completed": self.tokens_completed,
+            "summary": self.summary,
+            "processes": [list(p) for p in self.processes],
+            "last_alive": self.last_alive,
+            "last_heartbeat": self.last_heartbeat,
+            "gone_since": self.gone_since,
         }

@@ -13,6 +13,8 @@ Attribution rule (documented in docs/exporter.md):
   of the board's MIG memory (a proxy for its slices; idle slices are nobody's), and the
   active energy above idle in proportion to that share among the live jobs.
 * The part of that energy up to the board's idle power is reported apart, as idle energy.
+* A job whose processes are gone (``liveness``) is no longer charged; after the grace
+  period it ends as ``lost``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,34 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
+from joulecast.exporter.jobs import liveness
 from joulecast.exporter.jobs.gpus import GpuDirectory
 from joulecast.exporter.jobs.history import EnergyHistory
 from joulecast.exporter.jobs.model import Conflict, JobError, JobRecord, TooManyJobs, UnknownJob
 from joulecast.exporter.jobs.store import JobStore
-from joulecast.schema import EpochMarker, FinishMarker, JobSpec
+from joulecast.schema import LOST, EpochMarker, FinishMarker, JobSpec, StepMarker
+
+#: JobRecord fields a marker, a finish or a liveness check may change (applied in place)
+_MUTABLE = (
+    "epochs_completed",
+    "epoch_end_energy_joules",
+    "epoch_end_timestamp",
+    "last_metrics",
+    "epochs_planned",
+    "finished_at",
+    "outcome",
+    "steps_planned",
+    "steps_completed",
+    "step_end_energy_joules",
+    "step_end_timestamp",
+    "tokens_completed",
+    "steps_rewindable",
+    "summary",
+    "processes",
+    "last_alive",
+    "last_heartbeat",
+    "gone_since",
+)
 
 
 def _plan_after(marker: EpochMarker, planned: float) -> float:
@@ -46,11 +71,15 @@ class JobRegistry:
         max_live_jobs: int = 1000,
         max_finished_jobs: int = 1000,
         finished_ttl_s: float = 3600.0,
+        lost_after_s: float = 30.0,
         clock: Callable[[], float] | None = None,
+        processes: liveness.ProcessTable = liveness.psutil_table,
     ) -> None:
         import time
 
         self._clock = clock or time.time
+        self._processes = processes
+        self.lost_after_s = lost_after_s
         self._gpus = gpus
         self._store = store
         self.max_live_jobs = max_live_jobs
@@ -78,7 +107,7 @@ class JobRegistry:
         mig_shares: dict[tuple[str, int], float] = {}
         pid_jobs = []
         for r in self._jobs.values():
-            if not r.live:
+            if not r.charged:
                 continue
             if r.gpus:
                 for g in r.gpus:
@@ -158,6 +187,10 @@ class JobRegistry:
                 gpus=self._resolve_gpus(spec),
                 created_at=now,
                 epochs_planned=spec.epochs_planned,
+                steps_planned=spec.steps_planned,
+                processes=liveness.seen(spec.pids, self._processes),
+                last_alive=now,
+                last_heartbeat=now if spec.heartbeat_s else None,
             )
             self._fill_gpu_facts(record)
             self._persist(record)
@@ -178,9 +211,13 @@ class JobRegistry:
             epochs_planned=spec.epochs_planned,
             gpus=tuple(dict.fromkeys(old.gpus + spec.gpus)),
             gpu_uuids=tuple(dict.fromkeys(old.gpu_uuids + spec.gpu_uuids)),
-            pids=tuple(dict.fromkeys(old.pids + spec.pids))[:1024],
+            pids=tuple(dict.fromkeys(old.pids + spec.pids))[-1024:],
             features=spec.features if spec.features.as_dict() else old.features,
+            steps_planned=spec.steps_planned or old.steps_planned,
+            heartbeat_s=spec.heartbeat_s or old.heartbeat_s,
         )
+        running = tuple(p for p in record.processes if liveness.any_alive((p,), self._processes))
+        fresh = liveness.seen(spec.pids, self._processes)
         updated = replace(
             record,
             spec=merged,
@@ -188,6 +225,12 @@ class JobRegistry:
             finished_at=None,
             outcome=None,
             epochs_planned=spec.epochs_planned,
+            steps_planned=merged.steps_planned,
+            steps_rewindable=True,
+            processes=tuple(dict.fromkeys(running + fresh))[-1024:],
+            last_alive=now,
+            last_heartbeat=now if merged.heartbeat_s else None,
+            gone_since=None,
         )
         start = spec.start_epoch
         if start is not None and start < record.epochs_completed:
@@ -216,11 +259,14 @@ class JobRegistry:
             return record.energy_joules, now
         hist = self._history.get(record.job_id)
         found = hist.at(at) if hist is not None else None
-        if found is None:  # older than the retained history: the oldest point known
+        if found is None:
+            # Ended before the oldest reading kept (before the job's first reading, or
+            # while the exporter was down): its own time, and the energy of that oldest
+            # reading. What ran before it was not measured, and is not invented.
             oldest = hist.oldest if hist is not None else None
             if hist is not None and oldest is not None:
-                return hist.at(oldest) or 0.0, oldest
-            return record.energy_joules, now
+                return hist.at(oldest) or 0.0, at
+            return record.energy_joules, at
         return found, at
 
     def _duplicate(self, record: JobRecord, marker: EpochMarker) -> bool:
@@ -253,6 +299,7 @@ class JobRegistry:
             # A forward gap (markers lost while the exporter was down) is accepted: the
             # energy at this epoch end is still exact, the missing epochs are just merged.
             energy, at = self._energy_at(record, marker.time, now)
+            record.last_heartbeat = now if record.spec.heartbeat_s else None
             updated = replace(
                 record,
                 epochs_completed=marker.epoch,
@@ -272,16 +319,100 @@ class JobRegistry:
             record = self._get(job_id)
             if not record.live:
                 return replace(record)  # idempotent
-            updated = replace(record, finished_at=now, outcome=outcome)
-            self._persist(updated)
-            self._apply(record, updated)
-            self._history.pop(job_id, None)
-            self._reindex()
+            summary = dict((marker.summary if marker else {}) or record.summary)
+            updated = replace(record, finished_at=now, outcome=outcome, summary=summary)
+            self._end(record, updated)
+        self._trim_finished()
+        return replace(record)
+
+    def _end(self, record: JobRecord, updated: JobRecord) -> None:
+        self._persist(updated)
+        self._apply(record, updated)
+        self._history.pop(record.job_id, None)
+        self._reindex()
+
+    def _trim_finished(self) -> None:
+        with self._lock:
             over = sum(1 for r in self._jobs.values() if not r.live) > self.max_finished_jobs
         if over:  # a failed delete is counted and logged by the store; the finish is saved
             with contextlib.suppress(sqlite3.Error):
                 self.expire()
-        return replace(record)
+
+    def mark_steps(self, job_id: str, marker: StepMarker) -> JobRecord:
+        """Record step progress. The same step again is a no-op; a step below the recorded
+        one is a conflict unless the job was continued since (a resumed run)."""
+        now = self._clock()
+        with self._lock:
+            record = self._get(job_id)
+            if marker.step == record.steps_completed:
+                return replace(record)
+            if not record.live:
+                raise Conflict(f"job '{job_id}' is {record.outcome or 'finished'}")
+            if marker.step < record.steps_completed and not record.steps_rewindable:
+                raise Conflict(
+                    f"step {marker.step} is out of order: job '{job_id}' is at step "
+                    f"{record.steps_completed}"
+                )
+            energy, at = self._energy_at(record, marker.time, now)
+            record.last_heartbeat = now if record.spec.heartbeat_s else None
+            updated = replace(
+                record,
+                steps_completed=marker.step,
+                step_end_energy_joules=energy,
+                step_end_timestamp=at,
+                steps_planned=marker.steps_planned or record.steps_planned,
+                tokens_completed=marker.tokens
+                if marker.tokens is not None
+                else record.tokens_completed,
+                steps_rewindable=False,
+            )
+            self._persist(updated)
+            self._apply(record, updated)
+            return replace(record)
+
+    def heartbeat(self, job_id: str) -> JobRecord:
+        """The client of a job is alive (a job whose processes this exporter cannot see)."""
+        now = self._clock()
+        with self._lock:
+            record = self._get(job_id)
+            if not record.live:
+                raise Conflict(f"job '{job_id}' is {record.outcome or 'finished'}")
+            record.last_heartbeat = now
+            if not record.processes and record.gone_since is not None:
+                record.gone_since = None  # beats again: charged again
+                self._reindex()
+            return replace(record)
+
+    def check_liveness(self, now: float | None = None) -> list[str]:
+        """Stop charging live jobs whose processes are all gone; end as lost those gone for
+        the grace period. Returns the ids ended as lost."""
+        now = self._clock() if now is None else now
+        lost: list[str] = []
+        with self._lock:
+            changed = False
+            for r in [r for r in self._jobs.values() if r.live]:
+                verdict = liveness.alive(
+                    r.processes, r.spec.heartbeat_s, r.last_heartbeat, now, self._processes
+                )
+                if verdict is None:
+                    continue
+                if verdict:
+                    r.last_alive = now
+                    changed |= r.gone_since is not None
+                    r.gone_since = None
+                    continue
+                if r.gone_since is None:
+                    r.gone_since = r.last_heartbeat if not r.processes else (r.last_alive or now)
+                    changed = True
+                    self._persist(r)
+                if now - r.gone_since >= self.lost_after_s:
+                    self._end(r, replace(r, finished_at=r.gone_since, outcome=LOST))
+                    lost.append(r.job_id)
+            if changed:
+                self._reindex()
+        if lost:
+            self._trim_finished()
+        return lost
 
     def note_sample(self, now: float) -> None:
         """After a sampling round: remember each live job's counter at ``now``."""
@@ -293,15 +424,7 @@ class JobRegistry:
 
     def _apply(self, record: JobRecord, updated: JobRecord) -> None:
         # Mutate in place so the GPU index keeps pointing at the same object.
-        for name in (
-            "epochs_completed",
-            "epoch_end_energy_joules",
-            "epoch_end_timestamp",
-            "last_metrics",
-            "epochs_planned",
-            "finished_at",
-            "outcome",
-        ):
+        for name in _MUTABLE:
             setattr(record, name, getattr(updated, name))
 
     def get(self, job_id: str) -> JobRecord:

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     metrics TEXT NOT NULL,
     utilization_seconds REAL NOT NULL DEFAULT 0,
     busy_seconds REAL NOT NULL DEFAULT 0,
-    outcome TEXT
+    outcome TEXT,
+    extra TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     job_id TEXT NOT NULL,
@@ -49,6 +50,45 @@ CREATE TABLE IF NOT EXISTS epochs (
 
 
 log = logging.getLogger("joulecast.exporter")
+
+
+_EXTRA_FLOATS = (
+    "step_end_energy_joules",
+    "step_end_timestamp",
+    "last_alive",
+    "last_heartbeat",
+    "gone_since",
+)
+
+
+def _extra(raw: str | None) -> dict:
+    """The ``extra`` column as JobRecord fields; what is missing or malformed is left out."""
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict = {}
+    for name in ("steps_planned", "steps_completed", "tokens_completed"):
+        if isinstance(data.get(name), int):
+            out[name] = data[name]
+    for name in _EXTRA_FLOATS:
+        if isinstance(data.get(name), (int, float)):
+            out[name] = float(data[name])
+    summary = data.get("summary")
+    if isinstance(summary, dict):
+        out["summary"] = {
+            str(k): float(v) for k, v in summary.items() if isinstance(v, (int, float))
+        }
+    procs = data.get("processes")
+    if isinstance(procs, list):
+        out["processes"] = tuple(
+            (int(p[0]), float(p[1]))
+            for p in procs
+            if isinstance(p, list) and len(p) == 2 and all(isinstance(x, (int, float)) for x in p)
+        )
+    return out
 
 
 class StateStoreError(RuntimeError):
@@ -98,10 +138,13 @@ class JobStore:
         return False, f"cannot persist job state: {self.last_failure[1]}"
 
     def _migrate(self) -> None:
-        """State directories written before the ``outcome`` column get it (NULL: finished)."""
+        """State directories written before the ``outcome`` column get it (NULL: finished),
+        and before the ``extra`` column (steps, liveness, summary as JSON) that one."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "outcome" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN outcome TEXT")
+        if "extra" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN extra TEXT")
 
     def _row(self, r: JobRecord) -> tuple:
         return (
@@ -120,6 +163,7 @@ class JobStore:
             r.utilization_seconds,
             r.busy_seconds,
             r.outcome,
+            json.dumps(r.extra()),
         )
 
     def save(self, record: JobRecord, epoch_metrics: dict[str, float] | None = None) -> None:
@@ -127,7 +171,7 @@ class JobStore:
 
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 self._row(record),
             )
             if epoch_metrics is not None and record.epoch_end_timestamp is not None:
@@ -205,6 +249,7 @@ class JobStore:
                 row[:14]
             )
             outcome = row[14] if len(row) > 14 else None
+            extra = _extra(row[15] if len(row) > 15 else None)
             out.append(
                 JobRecord(
                     spec=parse_job_spec(json.loads(spec)),
@@ -221,6 +266,7 @@ class JobStore:
                     utilization_seconds=us,
                     busy_seconds=bs,
                     outcome=outcome if fin is not None else None,
+                    **extra,
                 )
             )
         return out

@@ -7,8 +7,13 @@ An epoch's marker carries that epoch's metrics: the Trainer evaluates and logs a
 ``on_epoch_end``, so the marker is taken (with its end time) at the epoch end and posted
 once that epoch's evaluation and logs are in, or when the next epoch starts, or when
 training ends. Planned epochs come from ``num_train_epochs``, or from ``max_steps`` as
-fractional epochs (12.5 when the step budget ends half-way through epoch 13);
-``resume_from_checkpoint`` resumes the job at the restored epoch.
+fractional epochs (12.5 when the step budget ends half-way through epoch 13), and
+planned steps from ``max_steps`` as the Trainer computed it; both are registered when
+training begins. Every optimizer step is counted (``job.progress``), so a run of one
+epoch or less is projected from its steps. ``resume_from_checkpoint`` resumes the job at
+the restored epoch. The Trainer's end-of-run summary (``train_runtime``, the mean
+``train_loss``) goes onto the job's final record, not onto an epoch. Under DDP the first
+process of each node posts that node's markers.
 """
 
 from __future__ import annotations
@@ -62,9 +67,14 @@ def _callback_class() -> type:
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if not getattr(state, "is_world_process_zero", True):
                 self.job.rank = max(self.job.rank, 1)
+            if not getattr(state, "is_local_process_zero", True):
+                self.job.local_rank = max(self.job.local_rank, 1)
             planned = self._planned(args, state, kw.get("train_dataloader"))
-            if planned:
-                self.job.set_planned(planned)
+            steps = getattr(state, "max_steps", None)
+            self.job.begin(planned, steps if isinstance(steps, int) and steps > 0 else None)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.job.progress(getattr(state, "global_step", 0) or 0)
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self._post()
@@ -72,6 +82,9 @@ def _callback_class() -> type:
             self._pending = (epoch, time.time(), {})
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "train_runtime" in logs:  # the run's summary, not an epoch's
+                self.job.set_summary({k: v for k, v in logs.items() if k not in ("epoch", "step")})
+                return
             if self._pending is not None and logs:
                 self._pending[2].update(
                     {k: v for k, v in logs.items() if k not in ("epoch", "step")}

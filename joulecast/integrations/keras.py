@@ -3,8 +3,10 @@
     from joulecast.integrations import keras as jc_keras
     model.fit(x, y, epochs=15, callbacks=[jc_keras.callback(job)])
 
-Planned epochs come from ``fit(epochs=)``; ``fit(initial_epoch=k)`` resumes the job after
-epoch k; early stopping finishes it with the epochs really run.
+Planned epochs come from ``fit(epochs=)``, planned steps from the steps of an epoch
+times the epochs, both registered when training begins; every batch is counted
+(``job.progress``). ``fit(initial_epoch=k)`` resumes the job after epoch k; early
+stopping finishes it with the epochs really run.
 """
 
 from __future__ import annotations
@@ -26,15 +28,26 @@ def _callback_class() -> type:
         def __init__(self, job: Job) -> None:
             super().__init__()
             self.job = job
+            self._epoch = 0
+
+        def _param(self, name: str) -> int | None:
+            value = (getattr(self, "params", None) or {}).get(name)
+            return int(value) if isinstance(value, int) and value > 0 else None
 
         def _planned(self) -> int | None:
-            epochs = (getattr(self, "params", None) or {}).get("epochs")
-            return int(epochs) if isinstance(epochs, int) and epochs > 0 else None
+            return self._param("epochs")
 
         def on_train_begin(self, logs: dict | None = None) -> None:
-            planned = self._planned()
-            if planned:
-                self.job.set_planned(planned)
+            epochs, steps = self._planned(), self._param("steps")
+            self.job.begin(epochs, epochs * steps if epochs and steps else None)
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            steps = self._param("steps")
+            if steps:
+                self.job.progress(self._epoch * steps + batch + 1)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.job.epoch_end(logs or {}, epoch=epoch + 1, epochs_planned=self._planned())

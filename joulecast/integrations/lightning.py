@@ -3,14 +3,19 @@
     from joulecast.integrations import lightning as jc_lightning
     trainer = L.Trainer(max_epochs=15, callbacks=[jc_lightning.callback(job)])
 
-Planned epochs come from ``max_epochs``; ``fit(ckpt_path=...)`` resumes the job at the
-restored epoch; under DDP (``ddp``, ``ddp_spawn``, torchrun) only global rank 0 posts
-markers and every rank attaches its process to the job. The callback pickles.
+Planned epochs come from ``max_epochs`` (or ``max_steps`` over the optimizer steps of an
+epoch), planned steps from ``estimated_stepping_batches``, both registered when training
+starts; every optimizer step is counted (``job.progress``), so a ``max_steps`` run of one
+epoch or less is projected from its steps. ``fit(ckpt_path=...)`` resumes the job at the
+restored epoch. Under DDP (``ddp``, ``ddp_spawn``, torchrun, across nodes) the first rank
+of each node (``local_rank`` 0) posts that node's markers and every rank attaches its
+process to the job. The callback pickles.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 from joulecast.client import Job
@@ -36,27 +41,42 @@ def _callback_class() -> type:
             self.job = job
 
         @staticmethod
-        def _planned(trainer: Any) -> int | None:
+        def _steps(trainer: Any) -> int | None:
+            total = getattr(trainer, "estimated_stepping_batches", None)
+            if isinstance(total, (int, float)) and math.isfinite(total) and total > 0:
+                return int(total)
+            return None
+
+        def _planned(self, trainer: Any) -> float | None:
+            """``max_epochs``; with ``max_steps`` and no epoch limit, the steps over the
+            optimizer steps of an epoch (fractional when the budget ends mid-epoch)."""
             epochs = getattr(trainer, "max_epochs", None)
-            return int(epochs) if isinstance(epochs, int) and epochs > 0 else None
+            max_steps = getattr(trainer, "max_steps", -1)
+            batches = getattr(trainer, "num_training_batches", 0)
+            accum = max(1, int(getattr(trainer, "accumulate_grad_batches", 1) or 1))
+            by_steps = None
+            if isinstance(max_steps, int) and max_steps > 0 and isinstance(batches, int):
+                per_epoch = max(1, batches // accum) if batches > 0 else 0
+                by_steps = round(max_steps / per_epoch, 3) if per_epoch else None
+            if isinstance(epochs, int) and epochs > 0:
+                return min(epochs, by_steps) if by_steps else epochs
+            return by_steps
 
         def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
             self.job.rank = int(getattr(trainer, "global_rank", 0) or 0)
+            self.job.local_rank = int(getattr(trainer, "local_rank", 0) or 0)
             self.job.attach()  # every rank's process and GPUs belong to the job
 
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-            planned = self._planned(trainer)
-            if planned:
-                self.job.set_planned(planned)
+            self.job.begin(self._planned(trainer), self._steps(trainer))
+
+        def on_train_batch_end(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
+            self.job.progress(int(getattr(trainer, "global_step", 0) or 0))
 
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             if getattr(trainer, "sanity_checking", False):
                 return
-            self.job.epoch_end(
-                _metrics(trainer),
-                epoch=int(trainer.current_epoch) + 1,
-                epochs_planned=self._planned(trainer),
-            )
+            self.job.epoch_end(_metrics(trainer), epoch=int(trainer.current_epoch) + 1)
 
         def on_train_end(self, trainer: Any, pl_module: Any) -> None:
             self.job.train_end()

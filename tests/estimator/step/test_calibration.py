@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from joulecast.estimator.calibration_file import CalibrationFile
+from joulecast.estimator.jobs import CombinedJobs
 from joulecast.estimator.prometheus.queries import EpochPoint, JobState
 from joulecast.estimator.step.calibration import IntervalCalibration
 from joulecast.estimator.step.stage import StepSettings, StepStage
@@ -24,7 +25,7 @@ def job(job_id: str, energies: list[float], planned: int, running: bool):
         end_s=None if running else 1000.0 + 10 * len(energies),
         energy_j=total,
     )
-    return {job_id: points}, {job_id: state}
+    return CombinedJobs({job_id: state}, {job_id: points}, {})
 
 
 def drifting(rng: random.Random, n: int) -> list[float]:
@@ -40,15 +41,15 @@ def drifting(rng: random.Random, n: int) -> list[float]:
 def test_intervals_are_calibrated_once_enough_jobs_have_finished(tmp_path):
     rng = random.Random(1)
     stage = StepStage(StepSettings(track_epochs=(10,), calibration_min_jobs=10))
-    history, states = job("live", drifting(rng, 12), planned=40, running=True)
-    stage.merge(history, states, now=0.0)
+    jobs = job("live", drifting(rng, 12), planned=40, running=True)
+    stage.merge(jobs, now=0.0)
     before = stage.project_all()["live"].methods["step_epoch"]
     assert before.calibrated is False
     for i in range(30):
-        history, states = job(f"done-{i}", drifting(rng, 40), planned=40, running=False)
-        stage.merge(history, states, now=1.0)
+        jobs = job(f"done-{i}", drifting(rng, 40), planned=40, running=False)
+        stage.merge(jobs, now=1.0)
     stage.evaluate_finished(now=1.0)
-    assert stage.calibration.sizes()[("step_epoch", 10)] == 30
+    assert stage.calibration.sizes()[("step_epoch", 10, "epoch")] == 30
     after = stage.project_all()["live"].methods["step_epoch"]
     assert after.calibrated is True
     assert after.energy_j == before.energy_j
@@ -68,16 +69,16 @@ def test_conformal_coverage_holds_on_new_jobs():
     rng = random.Random(7)
     stage = StepStage(StepSettings(track_epochs=(10,)))
     for i in range(200):
-        history, states = job(f"cal-{i}", drifting(rng, 40), planned=40, running=False)
-        stage.merge(history, states, now=1.0)
+        jobs = job(f"cal-{i}", drifting(rng, 40), planned=40, running=False)
+        stage.merge(jobs, now=1.0)
     stage.evaluate_finished(now=1.0)
     covered = 0
     for i in range(400):
         energies = drifting(rng, 40)
-        history, states = job(f"new-{i}", energies[:10], planned=40, running=True)
+        jobs = job(f"new-{i}", energies[:10], planned=40, running=True)
         probe = StepStage(StepSettings(track_epochs=(10,)))
         probe.calibration = stage.calibration
-        probe.merge(history, states, now=2.0)
+        probe.merge(jobs, now=2.0)
         m = probe.project_all()[f"new-{i}"].methods["step_epoch"]
         covered += m.lower_j <= sum(energies) <= m.upper_j
     assert 0.85 <= covered / 400 <= 0.95

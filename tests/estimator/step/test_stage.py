@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from joulecast.estimator.jobs import CombinedJobs
 from joulecast.estimator.prometheus.queries import EpochPoint, JobState
 from joulecast.estimator.step.stage import StepSettings, StepStage
 
@@ -18,7 +19,7 @@ def finished_job(job_id: str, done: int, planned: int, *, failed: bool = False):
         end_s=1000.0 + 10 * done,
         tdp_w=300.0,
     )
-    return {job_id: points}, {job_id: state}
+    return CombinedJobs({job_id: state}, {job_id: points}, {})
 
 
 def test_only_complete_jobs_are_scored_and_failed_ones_are_not_learned_from():
@@ -28,8 +29,8 @@ def test_only_complete_jobs_are_scored_and_failed_ones_are_not_learned_from():
         ("stopped-early", 12, 50, False),
         ("crashed", 15, 20, True),
     ]:
-        history, states = finished_job(job_id, done, planned, failed=failed)
-        stage.merge(history, states, now=2000.0)
+        jobs = finished_job(job_id, done, planned, failed=failed)
+        stage.merge(jobs, now=2000.0)
     handed = {f.job_id: f.complete for f in stage.evaluate_finished(now=2000.0)}
     assert handed == {"complete": True, "stopped-early": False}
     scored = {e.job_id for e in stage.errors_by_job()}
