@@ -52,8 +52,19 @@ class StopAt2(pl.Callback):
             trainer.should_stop = True
 
 
-def data() -> tuple[DataLoader, DataLoader]:
+class SlowSteps(pl.Callback):
+    """Optimizer steps long enough for a scrape to see their progress."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        time.sleep(self.seconds)
+
+
+def data(steps: int | None = None) -> tuple[DataLoader, DataLoader]:
+    """4 batches an epoch, or ``steps`` batches of 2 samples."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(128, 8, generator=g)
+    x = torch.randn(2 * steps if steps else 128, 8, generator=g)
     ds = TensorDataset(x, x.sum(dim=1, keepdim=True))
-    return DataLoader(ds, batch_size=32), DataLoader(ds, batch_size=64)
+    return DataLoader(ds, batch_size=2 if steps else 32), DataLoader(ds, batch_size=64)

@@ -8,7 +8,9 @@ environment (CPU builds). Usage::
 FRAMEWORK: keras | lightning | hf. MODE: plain, early, crash (raises after epoch 3), kill
 (SIGKILL after epoch 3), resume (from the checkpoint of epoch 2), ddp, ddp_spawn, odd,
 slow (Keras: 0.8 s epochs, end times written to WORKDIR/ends.txt), steps (HF:
-max_steps of 2.5 epochs).
+max_steps of 2.5 epochs), short (HF: max_steps of 0.75 epoch; Lightning: max_steps of 0.8
+epoch), one (HF: one epoch). In short and one an epoch has 100 optimizer steps of
+JOULECAST_TEST_STEP_SECONDS each (default 0).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import joulecast
 
 FIT_EPOCHS = 5
 JOB_EPOCHS = 100  # what the job says; the framework's plan must win
+STEP_S = float(os.environ.get("JOULECAST_TEST_STEP_SECONDS", "0") or 0)
+LONG_MODES = ("short", "one")  # 100 optimizer steps an epoch, STEP_S each
 
 
 def die(mode: str, epoch: int) -> None:
@@ -88,15 +92,19 @@ def run_keras(mode: str, job: joulecast.Job, work: Path) -> None:
 # -- PyTorch Lightning ------------------------------------------------------------------------
 def run_lightning(mode: str, job: joulecast.Job, work: Path) -> None:
     import lightning.pytorch as pl
-    from lightning_tiny import StopAt2, Tiny, data
+    from lightning_tiny import SlowSteps, StopAt2, Tiny, data
 
     from joulecast.integrations import lightning as jc_lightning
 
     kwargs: dict = {}
     if mode in ("ddp", "ddp_spawn"):
         kwargs = {"strategy": mode, "devices": 2}
+    if mode == "short":
+        kwargs = {"max_steps": 80}  # 100 batches an epoch: 0.8 epoch
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=work, filename="{epoch}", save_top_k=-1)
     callbacks = [jc_lightning.callback(job), ckpt] + ([StopAt2()] if mode == "early" else [])
+    if mode == "short":
+        callbacks.append(SlowSteps(STEP_S))
     trainer = pl.Trainer(
         max_epochs=FIT_EPOCHS,
         accelerator="cpu",
@@ -107,7 +115,7 @@ def run_lightning(mode: str, job: joulecast.Job, work: Path) -> None:
         num_sanity_val_steps=0,
         **kwargs,
     )
-    train, val = data()
+    train, val = data(steps=100 if mode == "short" else None)
     path = str(work / "epoch=1.ckpt") if mode == "resume" else None
     trainer.fit(Tiny(mode), train, val, ckpt_path=path)
 
@@ -115,9 +123,13 @@ def run_lightning(mode: str, job: joulecast.Job, work: Path) -> None:
 # -- Hugging Face Trainer ---------------------------------------------------------------------
 def run_hf(mode: str, job: joulecast.Job, work: Path) -> None:
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from joulecast.integrations import huggingface as jc_hf
+
+    class SlowSteps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            time.sleep(STEP_S)
 
     class Tiny(torch.nn.Module):
         def __init__(self) -> None:
@@ -130,26 +142,28 @@ def run_hf(mode: str, job: joulecast.Job, work: Path) -> None:
             return {"loss": loss, "logits": out}
 
     g = torch.Generator().manual_seed(0)
-    xs = torch.randn(64, 8, generator=g)
+    long = mode in LONG_MODES
+    xs = torch.randn(400 if long else 64, 8, generator=g)
     data = [{"x": x, "labels": x.sum().reshape(1)} for x in xs]
+    max_steps = {"steps": 10, "short": 75}.get(mode, -1)  # steps: 4 an epoch, 2.5 epochs
     args = TrainingArguments(
         output_dir=str(work / "hf"),
-        num_train_epochs=FIT_EPOCHS,
-        per_device_train_batch_size=16,
-        eval_strategy="epoch",
+        num_train_epochs=1 if long else FIT_EPOCHS,
+        per_device_train_batch_size=4 if long else 16,
+        eval_strategy="no" if long else "epoch",
         logging_strategy="epoch",
-        save_strategy="epoch",
+        save_strategy="no" if long else "epoch",
         report_to=[],
         use_cpu=True,
         disable_tqdm=True,
-        max_steps=10 if mode == "steps" else -1,  # 4 steps an epoch: 2.5 epochs
+        max_steps=max_steps,
     )
     trainer = Trainer(
         model=Tiny(),
         args=args,
         train_dataset=data,
         eval_dataset=data[:32],
-        callbacks=[jc_hf.callback(job)],
+        callbacks=[jc_hf.callback(job)] + ([SlowSteps()] if long else []),
     )
     trainer.train()
     # what the Trainer itself logged, for the test to compare with the markers
