@@ -8,7 +8,7 @@ import time
 import pytest
 
 import joulecast
-from joulecast.client import gpus_from_environment, rank_from_environment
+from joulecast.client import Response, gpus_from_environment, rank_from_environment
 from tests.conftest import http
 from tests.stack import Forwarder, free_port
 
@@ -263,3 +263,50 @@ def test_embedded_nvml_energy_uses_the_counter_or_integrates_power(monkeypatch):
     time.sleep(0.3)
     assert 250.0 * 0.15 < e2() < 250.0 * 0.6  # 250 W integrated for ~0.3 s
     e2._stop.set()
+
+
+def test_step_progress_posts_one_marker_per_segment_of_the_plan():
+    posted: list[tuple[str, dict]] = []
+
+    def post(url, payload, token, timeout):
+        posted.append((url.rsplit("/", 1)[-1], payload))
+        return Response(200, {})
+
+    job = joulecast.job("llm", epochs=1, steps=1000, url="http://127.0.0.1:1", post=post)
+    with job:
+        t = time.time()
+        for i in range(1, 1001):
+            job.progress(i, tokens=512 * i, at=t + i)  # every optimizer step, 1 s each
+        job.flush(5)
+    steps = [p for what, p in posted if what == "steps"]
+    assert [p["step"] for p in steps] == list(range(10, 1001, 10))  # a hundredth each
+    assert all(p["time"] == pytest.approx(t + p["step"]) for p in steps)
+    assert steps[-1]["tokens"] == 512_000 and steps[0]["steps_planned"] == 1000
+    assert posted[0][1]["steps_planned"] == 1000 and posted[0][1]["heartbeat_s"] == 10.0
+
+
+def test_a_plan_known_at_train_begin_is_registered_before_any_marker():
+    posted: list[dict] = []
+
+    def post(url, payload, token, timeout):
+        posted.append(payload)
+        return Response(200, {})
+
+    with joulecast.job("p", epochs=100, url="http://127.0.0.1:1", post=post) as job:
+        job.begin(15, 3000)  # what a framework callback does at train begin
+        job.epoch_end()
+        job.flush(5)
+    assert posted[1]["epochs_planned"] == 15 and posted[1]["steps_planned"] == 3000
+    assert "start_epoch" not in posted[1]
+    assert posted[2]["epoch"] == 1
+
+
+def test_the_first_process_of_each_node_posts(monkeypatch):
+    from joulecast.environment import local_rank_from_environment
+
+    assert local_rank_from_environment({"RANK": "3", "LOCAL_RANK": "0"}) == 0
+    assert local_rank_from_environment({"SLURM_PROCID": "5", "SLURM_LOCALID": "1"}) == 1
+    assert local_rank_from_environment({"RANK": "2"}) == 2  # one node: the global rank
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert joulecast.job("x", epochs=1).posts  # node B's first rank posts node B's markers

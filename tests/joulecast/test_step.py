@@ -182,3 +182,26 @@ def test_the_two_methods_are_two_estimators():
     for p in (epoch, power):  # both lean towards the recent, larger epochs
         per_epoch_left = (p.energy_j - so_far) / (30 - len(energies))
         assert plain_mean < per_epoch_left <= max(energies[1:]) * 1.1
+
+
+def test_step_checkpoints_become_segments_of_the_plan():
+    from joulecast.step import Checkpoint, Progress, segment_ends, segment_steps
+
+    assert segment_steps(1000) == 10 and segment_steps(37) == 1 and segment_steps(150) == 2
+    assert segment_ends(0, 25, 1000) == [10, 20]
+    assert segment_ends(990, 1000, 1000) == [1000]
+    assert segment_ends(148, 151, 151) == [150, 151]  # the plan's last step ends a segment
+    cps = [Checkpoint(s, float(s), 2.0 * s) for s in (0, 10, 15, 20, 40, 1000)]
+    p = Progress.from_steps(cps, 1000)
+    assert [c.epoch for c in p.checkpoints] == [0, 1, 2, 4, 100]  # step 15 is off the grid
+    assert p.epochs_planned == 100
+
+
+def test_a_steady_step_stream_is_projected_within_a_tenth_of_the_run():
+    from joulecast.step import Checkpoint, Progress, project
+
+    cps = [Checkpoint(0, 0.0, 0.0)]
+    for seg in range(1, 11):  # 10 % of a 1,000-step run, 50 W, 1 s a step
+        cps.append(Checkpoint(seg * 10, seg * 10.0, 500.0 * seg + (200.0 if seg == 1 else 0)))
+    out = project(Progress.from_steps(cps, 1000))
+    assert out and abs(out["step_epoch"].energy_j - 50_200) / 50_200 < 0.01
