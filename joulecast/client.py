@@ -337,11 +337,8 @@ class Job:
     def begin(self, epochs: float | None = None, steps: int | None = None) -> None:
         """A framework's training begins with this plan: register the job with it now (or
         update the plan of the job registered), before the first marker."""
-        if self._registered_pid != os.getpid():
-            self.set_planned(epochs, steps)
-            self.attach()
-        else:
-            self.set_planned(epochs, steps)
+        self.set_planned(epochs, steps)  # sent at once if this process registered already
+        self.attach()  # else registered now, with the plan
 
     def clean_metrics(self, metrics: Mapping[str, Any] | None) -> dict[str, float]:
         """Metrics as the exporter takes them: Prometheus-style names, finite numbers only
@@ -429,9 +426,10 @@ class Job:
         if steps_planned is not None:
             self.set_planned(steps=steps_planned)
         prev, prev_t = self.steps, self._step_time
-        if not self._stepped:  # a resumed run starts where its checkpoint was
-            self._stepped = True
-            prev = max(prev, step - 1) if step < prev or prev == 0 else prev
+        if not self._stepped:  # the first count of this process: a resumed run starts
+            self._stepped = True  # where its checkpoint was, not at step 0
+            if prev == 0:
+                prev = max(0, step - 1)
         self.steps, self._step_time = step, now
         if tokens is not None:
             self.tokens = int(tokens)

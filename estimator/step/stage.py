@@ -73,16 +73,15 @@ def checkpoints_of(points: dict[int, EpochPoint], st: JobState) -> list[Checkpoi
     their own times and no measured energy: the measured run starts at the last of them,
     at the first reading.
     """
-    points = dict(points)
-    early = [p for p in points.values() if st.start_s is not None and p.time_s < st.start_s]
-    if early:
+    points, start = dict(points), st.start_s
+    early = [p for p in points.values() if start is not None and p.time_s < start]
+    if early and start is not None:
         origin = max(early, key=lambda p: p.epoch)
         points = {k: p for k, p in points.items() if p.epoch > origin.epoch}
-        assert st.start_s is not None
-        points[origin.epoch] = EpochPoint(origin.epoch, st.start_s, origin.energy_j)
-    elif 0 not in points and st.start_s is not None:
+        points[origin.epoch] = EpochPoint(origin.epoch, start, origin.energy_j)
+    elif 0 not in points and start is not None:
         # A job's energy counter is 0 at registration, whether or not that was scraped.
-        points[0] = EpochPoint(0, st.start_s, 0.0)
+        points[0] = EpochPoint(0, start, 0.0)
     cps: list[Checkpoint] = []
     for p in sorted(points.values(), key=lambda p: p.epoch):
         if cps and (p.time_s < cps[-1].time_s or p.energy_j < cps[-1].energy_j):

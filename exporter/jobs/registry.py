@@ -269,6 +269,17 @@ class JobRegistry:
             return record.energy_joules, at
         return found, at
 
+    def _charge(self, record: JobRecord, at: float | None, now: float) -> tuple[float, float]:
+        """(energy, timestamp) of a marker that ended at ``at``; a marker is a heartbeat too."""
+        if record.spec.heartbeat_s:
+            record.last_heartbeat = now
+        return self._energy_at(record, at, now)
+
+    @staticmethod
+    def _require_live(record: JobRecord) -> None:
+        if not record.live:
+            raise Conflict(f"job '{record.job_id}' is {record.outcome or 'finished'}")
+
     def _duplicate(self, record: JobRecord, marker: EpochMarker) -> bool:
         """Whether ``marker`` repeats an epoch already recorded with the same metrics."""
         if marker.epoch == record.epochs_completed:
@@ -288,8 +299,7 @@ class JobRegistry:
             last = record.epochs_completed
             if marker.epoch <= last and self._duplicate(record, marker):
                 return replace(record)
-            if not record.live:
-                raise Conflict(f"job '{job_id}' is {record.outcome or 'finished'}")
+            self._require_live(record)
             if marker.epoch == last:
                 raise Conflict(f"epoch {marker.epoch} of job '{job_id}' is already marked")
             if marker.epoch < last:
@@ -298,8 +308,7 @@ class JobRegistry:
                 )
             # A forward gap (markers lost while the exporter was down) is accepted: the
             # energy at this epoch end is still exact, the missing epochs are just merged.
-            energy, at = self._energy_at(record, marker.time, now)
-            record.last_heartbeat = now if record.spec.heartbeat_s else None
+            energy, at = self._charge(record, marker.time, now)
             updated = replace(
                 record,
                 epochs_completed=marker.epoch,
@@ -346,15 +355,13 @@ class JobRegistry:
             record = self._get(job_id)
             if marker.step == record.steps_completed:
                 return replace(record)
-            if not record.live:
-                raise Conflict(f"job '{job_id}' is {record.outcome or 'finished'}")
+            self._require_live(record)
             if marker.step < record.steps_completed and not record.steps_rewindable:
                 raise Conflict(
                     f"step {marker.step} is out of order: job '{job_id}' is at step "
                     f"{record.steps_completed}"
                 )
-            energy, at = self._energy_at(record, marker.time, now)
-            record.last_heartbeat = now if record.spec.heartbeat_s else None
+            energy, at = self._charge(record, marker.time, now)
             updated = replace(
                 record,
                 steps_completed=marker.step,
@@ -375,8 +382,7 @@ class JobRegistry:
         now = self._clock()
         with self._lock:
             record = self._get(job_id)
-            if not record.live:
-                raise Conflict(f"job '{job_id}' is {record.outcome or 'finished'}")
+            self._require_live(record)
             record.last_heartbeat = now
             if not record.processes and record.gone_since is not None:
                 record.gone_since = None  # beats again: charged again

@@ -9,7 +9,6 @@ by tests/frameworks/requirements.txt) and names its Python in JOULECAST_FRAMEWOR
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -17,19 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import http
+from tests.frameworks.runs import MARKS, command
 from tests.stack import Forwarder, free_port
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-PYTHON = os.environ.get("JOULECAST_FRAMEWORKS_PYTHON", "")
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not PYTHON or not Path(PYTHON).exists(),
-        reason="no frameworks environment (JOULECAST_FRAMEWORKS_PYTHON; scripts/test.sh makes it)",
-    ),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +42,6 @@ def exporter(tmp_path_factory):
     exp.start()
     yield exp
     exp.stop()
-
-
-def command(url: str, framework: str, mode: str, job_id: str, work: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
-    env.pop("RANK", None)
-    env.pop("LOCAL_RANK", None)
-    return {
-        "args": [PYTHON, str(HERE / "train.py"), framework, mode, url, job_id, str(work)],
-        "env": env,
-        "cwd": work,
-    }
 
 
 def train(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import http
-from tests.frameworks.test_callbacks import PYTHON, command
+from tests.frameworks.runs import HERE, MARKS, PYTHON, ROOT, command
 from tests.stack import (
     free_port,
     prom_query,
@@ -24,18 +24,10 @@ from tests.stack import (
     wait_for,
 )
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 LOST_AFTER_S = 3.0
 STEP_S = 0.3
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not PYTHON or not Path(PYTHON).exists(),
-        reason="no frameworks environment (JOULECAST_FRAMEWORKS_PYTHON; scripts/test.sh makes it)",
-    ),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
