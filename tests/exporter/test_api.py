@@ -240,3 +240,36 @@ def test_fractional_plans_and_overruns(exp):
         code, body = post(exp, "/api/v1/jobs/over/epochs", {"epoch": e})
     assert body["epochs_planned"] == 3
     assert post(exp, "/api/v1/jobs", {"job_id": "zero", "epochs_planned": 0})[0] == 400
+
+
+def test_step_heartbeat_and_summary_errors(exp):
+    assert register(exp, steps_planned=100, heartbeat_s=5)[0] == 201
+    assert post(exp, "/api/v1/jobs/nope/steps", {"step": 1})[0] == 404
+    assert post(exp, "/api/v1/jobs/nope/heartbeat")[0] == 404
+    assert post(exp, "/api/v1/jobs/job-1/steps", {"step": 10, "tokens": 4096})[0] == 200
+    for bad in (
+        {"step": 0},
+        {"step": "11"},
+        {},
+        {"step": 11, "tokens": -1},
+        {"step": 11, "steps_planned": 0},
+        {"step": 11, "extra": 1},
+        {"step": 10**13},
+    ):
+        code, body = post(exp, "/api/v1/jobs/job-1/steps", bad)
+        assert code == 400 and body["error"], (bad, body)
+    code, body = post(exp, "/api/v1/jobs/job-1/steps", {"step": 5})
+    assert code == 409 and "out of order" in body["error"]
+    for bad_spec in ({"heartbeat_s": 0}, {"steps_planned": 1.5}, {"heartbeat_s": "x"}):
+        code, body = register(exp, "job-2", **bad_spec)
+        assert code == 400 and body["error"], (bad_spec, body)
+    assert post(exp, "/api/v1/jobs/job-1/heartbeat")[0] == 200
+    assert http("GET", exp.url + "/api/v1/jobs/job-1/steps")[0] == 405
+    code, body = post(exp, "/api/v1/jobs/job-1/finish", {"summary": {"train runtime": 1}})
+    assert code == 400 and body["error"]
+    code, body = post(exp, "/api/v1/jobs/job-1/finish", {"summary": {"train_runtime": 12.5}})
+    assert code == 200 and body["summary"] == {"train_runtime": 12.5}
+    assert post(exp, "/api/v1/jobs/job-1/steps", {"step": 20})[0] == 409
+    assert post(exp, "/api/v1/jobs/job-1/heartbeat")[0] == 409
+    body = http("GET", exp.url + "/api/v1/jobs/job-1")[1]
+    assert body["steps_completed"] == 10 and body["tokens_completed"] == 4096

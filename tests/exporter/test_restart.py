@@ -98,6 +98,38 @@ def test_kill_9_keeps_every_acknowledged_marker(tmp_path):
         proc.wait(timeout=10)
 
 
+def test_kill_9_keeps_step_progress_liveness_and_the_run_summary(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    spec = {"job_id": "llm", "epochs_planned": 1, "steps_planned": 1000, "pids": [os.getpid()]}
+    proc = start(tmp_path, port)
+    try:
+        assert http("POST", url + "/api/v1/jobs", spec)[0] == 201
+        code, acked = http("POST", url + "/api/v1/jobs/llm/steps", {"step": 300, "tokens": 9})
+        assert code == 200
+        assert http("POST", url + "/api/v1/jobs", {**spec, "job_id": "done"})[0] == 201
+        summary = {"summary": {"train_runtime": 3.5}}
+        assert http("POST", url + "/api/v1/jobs/done/finish", summary)[0] == 200
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    proc = start(tmp_path, port)
+    try:
+        body = http("GET", f"{url}/api/v1/jobs/llm")[1]
+        assert (body["steps_completed"], body["steps_planned"], body["tokens_completed"]) == (
+            300,
+            1000,
+            9,
+        )
+        assert body["step_end_energy_joules"] == acked["step_end_energy_joules"]
+        assert body["state"] == "running" and body["processes_alive"]  # this test's process
+        assert http("GET", f"{url}/api/v1/jobs/done")[1]["summary"] == {"train_runtime": 3.5}
+        assert http("POST", f"{url}/api/v1/jobs/llm/steps", {"step": 100})[0] == 409
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_unusable_state_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
