@@ -6,6 +6,7 @@ runs of one epoch or less."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -106,9 +107,22 @@ def test_a_torchrun_job_over_two_nodes_is_one_job_summed_over_both(stack, tmp_pa
             str(epoch_s),
         ]
         procs.append(
-            subprocess.Popen(args, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                args,
+                env=env,
+                cwd=tmp_path,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # its ranks are killed with it if it overruns
+            )
         )
-    errs = [p.communicate(timeout=180)[1] for p in procs]
+    try:
+        errs = [p.communicate(timeout=180)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
     assert [p.returncode for p in procs] == [0, 0], errs[0][-2000:] + errs[1][-2000:]
     on = [job_on(n, job_id) for n in nodes]
     for body in on:  # each node's first rank marked every epoch and the finish
