@@ -466,7 +466,7 @@ def estimator_board() -> Board:
     b.panel(
         "timeseries",
         "Mean absolute error by method",
-        [("joulecast_method_mean_absolute_error_ratio", "{{method}} @ epoch {{at_epoch}}")],
+        [("joulecast_method_mean_absolute_error_ratio", "{{method}} @ {{unit}} {{at_epoch}}")],
         unit="percentunit",
         w=12,
         fill=0,
