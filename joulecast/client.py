@@ -43,6 +43,7 @@ from joulecast.environment import (
     local_rank_from_environment,
     rank_from_environment,
 )
+from joulecast.progress import StepCounter
 from joulecast.schema import (
     MAX_STEPS,
     EpochMarker,
@@ -58,12 +59,10 @@ from joulecast.schema import (
     validate_job_id,
 )
 from joulecast.sender import PostFn, Request, Response, Sender, http_post
-from joulecast.step import segment_ends
 
 DEFAULT_URL = "http://127.0.0.1:9866"
 MAX_METRICS = 32
 DEFAULT_HEARTBEAT_S = 10.0
-UNPLANNED_STEP_INTERVAL_S = 1.0  # step markers of a run without a step plan, at most
 log = logging.getLogger("joulecast")
 
 __all__ = [
@@ -134,11 +133,7 @@ class Job:
             else (local_rank_from_environment() if rank is None else self.rank)
         )
         self.start_epoch = start_epoch
-        self.steps = 0  # optimizer steps done
-        self.tokens: int | None = None
-        self._step_time = time.time()
-        self._step_posted = 0.0  # wall time of the last unplanned step marker
-        self._stepped = False  # a step was counted since registration
+        self.counter = StepCounter()
         self.summary: dict[str, float] = {}
         self.epoch = start_epoch or 0
         self._post_fn = post
@@ -273,8 +268,7 @@ class Job:
         if not self._uses_exporter:
             return False
         self._registered_pid = os.getpid()
-        self._step_time = time.time()
-        self._stepped = False
+        self.counter.restart(time.time())
         self._start_heartbeat()
         try:
             resp = self._post_fn(
@@ -401,8 +395,9 @@ class Job:
     def step(self, n: int = 1, *, tokens: int | None = None) -> None:
         """``n`` more optimizer steps done (and ``tokens`` more tokens): cheap enough for
         every step. Never raises."""
-        total = None if tokens is None else (self.tokens or 0) + int(tokens)
-        self.progress(self.steps + int(n), tokens=total)
+        c = self.counter
+        total = None if tokens is None else (c.tokens or 0) + int(tokens)
+        self.progress(c.steps + int(n), tokens=total)
 
     def progress(
         self,
@@ -415,37 +410,25 @@ class Job:
         """The run has done ``step`` optimizer steps in all (``tokens`` tokens), now or at
         ``at``. A step marker goes out at each end of a segment of the step plan (a
         hundredth of it), timed where the segment ended between two calls; without a plan,
-        at most one a second. A step below the last one is a resumed run. Never raises."""
+        at most one a second (:class:`joulecast.progress.StepCounter`). A step below the
+        last one is a resumed run. Never raises."""
         try:
             step = int(step)
+            tokens = None if tokens is None else int(tokens)
         except (TypeError, ValueError):
             return
         if not 0 <= step <= MAX_STEPS:
             return
-        now = time.time() if at is None else at
         if steps_planned is not None:
             self.set_planned(steps=steps_planned)
-        prev, prev_t = self.steps, self._step_time
-        if not self._stepped:  # the first count of this process: a resumed run starts
-            self._stepped = True  # where its checkpoint was, not at step 0
-            if prev == 0:
-                prev = max(0, step - 1)
-        self.steps, self._step_time = step, now
-        if tokens is not None:
-            self.tokens = int(tokens)
-        if step <= prev or not self.posts or not self._uses_exporter:
-            return
-        plan = self.steps_planned
-        if plan is None:
-            if now - self._step_posted >= UNPLANNED_STEP_INTERVAL_S:
-                self._step_posted = now
-                self._post_step(step, now)
-            return
-        for end in segment_ends(prev, step, plan):
-            self._post_step(end, prev_t + (now - prev_t) * (end - prev) / (step - prev))
+        now = time.time() if at is None else at
+        due = self.counter.count(step, now, self.steps_planned, tokens)
+        if self.posts and self._uses_exporter:
+            for end, end_at in due:
+                self._post_step(end, end_at)
 
     def _post_step(self, step: int, at: float) -> None:
-        marker = StepMarker(step, self.steps_planned, self.tokens, at)
+        marker = StepMarker(step, self.steps_planned, self.counter.tokens, at)
         request = Request(f"/api/v1/jobs/{self.job_id}/steps", marker.as_dict(), f"step {step}")
         self._get_sender().submit(request)
 
