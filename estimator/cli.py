@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joulecast import __version__
-from joulecast.daemon import add_common_flags, metrics_registry
 from joulecast.estimator.collector import room_collectors
 from joulecast.estimator.http import estimator_server
 from joulecast.estimator.pre import flags as pre_flags
@@ -21,11 +20,18 @@ from joulecast.estimator.queue import flags as queue_flags
 from joulecast.estimator.queue.api import QueueApi
 from joulecast.estimator.service import Estimator, EstimatorConfig
 from joulecast.estimator.step import flags as step_flags
-from joulecast.flags import FlagError, add_flag, listen_address, positive_float
-from joulecast.httpserver import ServiceServer
-from joulecast.logs import setup_logging
+from joulecast.serving.daemon import (
+    ServerCollector,
+    add_common_flags,
+    metrics_registry,
+    on_sighup,
+    reload_web_config,
+)
+from joulecast.serving.flags import FlagError, add_flag, listen_address, positive_float
+from joulecast.serving.logs import setup_logging
+from joulecast.serving.server import ServiceServer
+from joulecast.serving.webconfig import api_token
 from joulecast.step import StepConfig
-from joulecast.web import api_token
 
 log = logging.getLogger("joulecast.estimator")
 
@@ -143,6 +149,7 @@ def build(args: argparse.Namespace) -> Service:
         else None
     )
     server = estimator_server(args, registry, health, queue_api)
+    registry.register(ServerCollector(server))
     return Service(
         estimator, server, args.cycle_interval, threading.Event(), args.pre_retrain_interval
     )
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    on_sighup(lambda: reload_web_config(args, service.server, log))
     stop.wait()
     service.stop()
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from joulecast import __version__
 from joulecast import cli as step_cli
-from joulecast.flags import positive_float, positive_int
+from joulecast.serving.flags import positive_float, positive_int
 
 
 def _size(v: str) -> tuple[int, int]:

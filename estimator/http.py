@@ -1,5 +1,5 @@
 """The estimator's HTTP endpoint: ``/metrics``, ``/healthz``, a landing page and the queue
-API, served by the shared :class:`joulecast.httpserver.ServiceServer`."""
+API, served by the shared :class:`joulecast.serving.server.ServiceServer`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from joulecast.daemon import make_server, renderer
 from joulecast.estimator.queue.api import QueueApi
-from joulecast.httpserver import ServiceServer
+from joulecast.serving.daemon import make_server, renderer
+from joulecast.serving.server import ServiceServer
 
 log = logging.getLogger("joulecast.estimator")
 

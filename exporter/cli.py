@@ -14,7 +14,6 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from joulecast import __version__
-from joulecast.daemon import add_common_flags, metrics_registry
 from joulecast.exporter.api import MarkerApi
 from joulecast.exporter.collectors.base import ScrapeCollector, SourceCollector
 from joulecast.exporter.collectors.exporter_self import ApiStats, ExporterCollector
@@ -31,10 +30,23 @@ from joulecast.exporter.http import exporter_health, exporter_server, sampler_he
 from joulecast.exporter.jobs.registry import GpuDirectory, JobRegistry
 from joulecast.exporter.jobs.store import JobStore, StateStoreError
 from joulecast.exporter.sampler import Sampler
-from joulecast.flags import FlagError, add_flag, listen_address, non_negative_int, positive_float
-from joulecast.httpserver import ServiceServer
-from joulecast.logs import setup_logging
-from joulecast.web import api_token
+from joulecast.serving.daemon import (
+    ServerCollector,
+    add_common_flags,
+    metrics_registry,
+    on_sighup,
+    reload_web_config,
+)
+from joulecast.serving.flags import (
+    FlagError,
+    add_flag,
+    listen_address,
+    non_negative_int,
+    positive_float,
+)
+from joulecast.serving.logs import setup_logging
+from joulecast.serving.server import ServiceServer
+from joulecast.serving.webconfig import api_token
 
 log = logging.getLogger("joulecast.exporter")
 
@@ -275,6 +287,7 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
         stats,
         exporter_health(sampling, registry.store_health),
     )
+    metrics.register(ServerCollector(server))
     return Exporter(backend, registry, sampler, server, metrics)
 
 
@@ -309,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    on_sighup(lambda: reload_web_config(args, exporter.server, log))
     stop.wait()
     log.info("shutting down")
     exporter.stop()

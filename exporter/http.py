@@ -1,5 +1,5 @@
 """The exporter's HTTP endpoint: ``/metrics``, ``/healthz`` and the marker API on one port,
-served by the shared :class:`joulecast.httpserver.ServiceServer`."""
+served by the shared :class:`joulecast.serving.server.ServiceServer`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from joulecast.daemon import make_server, renderer
 from joulecast.exporter.api import MarkerApi
 from joulecast.exporter.collectors.exporter_self import ApiStats
-from joulecast.httpserver import ServiceServer
+from joulecast.serving.daemon import make_server, renderer
+from joulecast.serving.server import ServiceServer
 
 log = logging.getLogger("joulecast.exporter")
 

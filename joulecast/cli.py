@@ -12,9 +12,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from joulecast import __version__
-from joulecast.flags import positive_int
 from joulecast.step import StepConfig
 from joulecast.traces import TraceError, read_traces, score
+
+
+def positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from err
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be >= 1")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from joulecast.estimator.pre.calibration import (
 )
 from joulecast.estimator.pre.forecast import method_ratings
 from joulecast.estimator.pre.store import SEED_DIR, ModelError, read_metadata
-from joulecast.flags import add_flag, positive_float
+from joulecast.serving.flags import add_flag, positive_float
 
 log = logging.getLogger("joulecast.estimator")
 

@@ -7,7 +7,7 @@ import urllib.parse
 from pathlib import Path
 
 from joulecast.estimator.prometheus.client import PromConfig
-from joulecast.flags import add_flag, non_negative_int, positive_float
+from joulecast.serving.flags import add_flag, non_negative_int, positive_float
 
 
 def _headers(v: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from joulecast.estimator.queue.store import MAX_QUEUE, QueueStore
-from joulecast.flags import add_flag, positive_int
+from joulecast.serving.flags import add_flag, positive_int
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import os
 
 from joulecast.estimator.step.baselines import BaselineConfig
 from joulecast.estimator.step.stage import StepSettings
-from joulecast.flags import add_flag, non_negative_int, positive_float, positive_int
+from joulecast.serving.flags import add_flag, non_negative_int, positive_float, positive_int
 from joulecast.step import StepConfig
 
 

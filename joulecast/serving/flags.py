@@ -108,6 +108,16 @@ def positive_float(value: str) -> float:
     return f
 
 
+def non_negative_float(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from err
+    if not f >= 0 or f == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number >= 0")
+    return f
+
+
 def positive_int(value: str) -> int:
     n = non_negative_int(value)
     if n < 1:

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from joulecast.logs import setup_logging
+from joulecast.serving.logs import setup_logging
 
 
 def test_logfmt_and_json(capsys):

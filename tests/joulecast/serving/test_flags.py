@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from joulecast.flags import FlagError, env_name
+from joulecast.serving.flags import FlagError, env_name
 
 
 def test_env_names():

@@ -12,7 +12,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from joulecast.exposition import encode_openmetrics, encode_text
+from joulecast.serving.exposition import encode_openmetrics, encode_text
 
 
 class Odd:

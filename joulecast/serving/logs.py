@@ -7,7 +7,7 @@ import json
 import logging
 import time
 
-from joulecast.flags import add_flag
+from joulecast.serving.flags import add_flag
 
 LEVELS = ["debug", "info", "warning", "error"]
 

@@ -9,29 +9,26 @@ in the format Prometheus exporters share (exporter-toolkit), TLS and basic auth.
     basic_auth_users:
       prometheus: $2b$12$...            # bcrypt hash, e.g. htpasswd -nBC 12 "" | tr -d ':'
 
-Relative paths are read from the file's folder. PyYAML and bcrypt are imported only when
+Relative paths are read from the file's folder. SIGHUP reads the file again (certificates
+included); a file that no longer loads is logged and the running configuration kept. PyYAML and bcrypt are imported only when
 a configuration file is given (both come with the ``exporter`` and ``estimator`` extras).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import hashlib
-import hmac
 import ipaddress
 import logging
 import ssl
-import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from joulecast.flags import add_flag
+from joulecast.serving.auth import BasicAuth
+from joulecast.serving.flags import add_flag
+from joulecast.serving.limits import add_limit_flags
 
-log = logging.getLogger("joulecast.web")
+log = logging.getLogger("joulecast.serving.webconfig")
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -56,6 +53,9 @@ class TlsConfig:
     def context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        # no TLS 1.3 session tickets: behind them asyncio's TLS holds the first answer of
+        # every new connection ~40 ms (a delayed ACK); scrapers keep connections alive anyway
+        ctx.num_tickets = 0
         try:
             ctx.load_cert_chain(self.cert_file, self.key_file)
             ctx.verify_mode = CLIENT_AUTH[self.client_auth_type]
@@ -64,45 +64,6 @@ class TlsConfig:
         except (OSError, ssl.SSLError) as err:
             raise WebConfigError(f"TLS: {err}") from err
         return ctx
-
-
-class BasicAuth:
-    """Checks ``Authorization: Basic`` against bcrypt hashes; a verified pair is cached
-    (as a salted digest) so that each scrape does not pay bcrypt's deliberate cost."""
-
-    def __init__(self, users: Mapping[str, str]) -> None:
-        import bcrypt  # only with basic_auth_users configured
-
-        self._bcrypt = bcrypt
-        self._users = {u: h.encode() for u, h in users.items()}
-        self._salt = hashlib.sha256(repr(sorted(self._users.items())).encode()).digest()
-        self._ok: set[bytes] = set()
-        self._lock = threading.Lock()
-
-    def check(self, header: str | None) -> bool:
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, sep, password = (
-                base64.b64decode(header[6:], validate=True).decode().partition(":")
-            )
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        hashed = self._users.get(user)
-        if not sep or hashed is None:
-            return False
-        key = hmac.new(self._salt, f"{user}:{password}".encode(), "sha256").digest()
-        with self._lock:
-            if key in self._ok:
-                return True
-        try:
-            ok = self._bcrypt.checkpw(password.encode(), hashed)
-        except ValueError:
-            return False
-        if ok:
-            with self._lock:
-                self._ok.add(key)
-        return ok
 
 
 @dataclass(frozen=True)
@@ -189,6 +150,7 @@ def add_web_flags(p: argparse.ArgumentParser, what: str) -> None:
         default="",
         help=f"File holding the bearer token of the {what} API",
     )
+    add_limit_flags(p)
 
 
 def api_token(args: argparse.Namespace) -> str | None:
