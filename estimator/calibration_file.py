@@ -11,21 +11,28 @@ import tempfile
 from pathlib import Path
 
 from joulecast.estimator.step.calibration import IntervalCalibration
+from joulecast.serving.files import FileRejections, read_small
 
 log = logging.getLogger("joulecast.estimator")
 
 
 class CalibrationFile:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rejections: FileRejections | None = None) -> None:
         self.path = path
+        self.rejections = rejections or FileRejections()
 
     def load_into(self, calibration: IntervalCalibration) -> None:
+        """Restore the calibration; an unusable file is set aside and calibration starts
+        afresh (it is rebuilt from the jobs that finish from now on)."""
         if not self.path.exists():
             return
         try:
-            calibration.restore(json.loads(self.path.read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            calibration.restore(json.loads(read_small(self.path, 64 * 1024 * 1024)))
+        except OSError as err:
             log.warning("interval calibration %s not loaded (%s); starting afresh", self.path, err)
+            return
+        except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+            self.rejections.set_aside(self.path, "calibration", f"{err}; starting afresh")
             return
         log.info("interval calibration from %s: %s", self.path, calibration.sizes())
 

@@ -27,7 +27,14 @@ from joulecast.serving.daemon import (
     on_sighup,
     reload_web_config,
 )
-from joulecast.serving.flags import FlagError, add_flag, listen_address, positive_float
+from joulecast.serving.files import FileRejections, RejectionsCollector
+from joulecast.serving.flags import (
+    FlagError,
+    add_flag,
+    listen_address,
+    positive_float,
+    positive_int,
+)
 from joulecast.serving.logs import setup_logging
 from joulecast.serving.server import ServiceServer
 from joulecast.serving.webconfig import api_token
@@ -52,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     f(p, "--web.telemetry-path", default="/metrics", help="Path of the metrics endpoint")
     add_common_flags(p, "queue")
     f(p, "--cycle.interval", default=15.0, type=positive_float, help="Seconds between cycles")
+    f(
+        p,
+        "--jobs.max-tracked",
+        default=10_000,
+        type=positive_int,
+        help="Jobs tracked and published at most; past it jobs not yet known are left out "
+        "(running ones first) and counted in joulecast_estimator_jobs_dropped",
+    )
     f(
         p,
         "--carbon.intensity",
@@ -124,13 +139,22 @@ def build(args: argparse.Namespace) -> Service:
         carbon_query=args.carbon_intensity_query or None,
         calibration_min_jobs=settings.calibration_min_jobs,
         calibration_file=Path(args.step_calibration_file) if args.step_calibration_file else None,
+        max_jobs=args.jobs_max_tracked,
     )
-    pre_models, retrainer, ratings = pre_flags.pre_setup(args)
-    queue = queue_flags.queue_store(args)
+    rejections = FileRejections()
+    pre_models, retrainer, ratings = pre_flags.pre_setup(args, rejections)
+    queue = queue_flags.queue_store(args, rejections)
     estimator = Estimator(
-        client, config, pre_models=pre_models, queue=queue, retrainer=retrainer, ratings=ratings
+        client,
+        config,
+        pre_models=pre_models,
+        queue=queue,
+        retrainer=retrainer,
+        ratings=ratings,
+        rejections=rejections,
     )
     registry = metrics_registry("estimator")
+    registry.register(RejectionsCollector(rejections, ("queue", "calibration", "history", "model")))
     for collector in room_collectors(estimator.snapshot, __version__):
         registry.register(collector)
 

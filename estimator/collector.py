@@ -76,6 +76,12 @@ class ServiceCollector(Collector):
         for kind, count in sorted(s.skipped_samples.items()):
             skipped.add_metric([kind], count)
         yield skipped
+        yield GaugeMetricFamily(
+            "joulecast_estimator_jobs_dropped",
+            "Jobs in Prometheus left out of the last cycle: the estimator tracks "
+            "--jobs.max-tracked at most (running jobs first).",
+            value=s.jobs_dropped,
+        )
 
 
 def room_collectors(snapshot: Callable[[], EstimatorSnapshot], version: str) -> list[Collector]:

@@ -105,27 +105,55 @@ def combine_states(job_id: str, states: list[JobState]) -> JobState:
     )
 
 
+def _not_running(by_node: dict[str, JobState]) -> bool:
+    return not any(st.running for st in by_node.values())
+
+
 class JobBook:
-    def __init__(self, node_timeout_s: float = 300.0, ttl_s: float = 3600.0) -> None:
+    """The jobs known, at most ``max_jobs``: past it, jobs not yet known are left out (and
+    counted in ``dropped``) until finished jobs expire, so memory and ``/metrics`` stay
+    bounded whatever Prometheus holds."""
+
+    def __init__(
+        self, node_timeout_s: float = 300.0, ttl_s: float = 3600.0, max_jobs: int = 10_000
+    ) -> None:
         self.node_timeout_s = node_timeout_s
         self.ttl_s = ttl_s
+        self.max_jobs = max_jobs
+        self.dropped = 0  # jobs of the last cycle left out past max_jobs
         self._jobs: dict[str, dict[str, _Node]] = {}
+
+    def _admit(self, job_id: str, left_out: set[str]) -> bool:
+        if job_id in self._jobs:
+            return True
+        if len(self._jobs) >= self.max_jobs:
+            left_out.add(job_id)
+            return False
+        self._jobs[job_id] = {}
+        return True
 
     def merge(self, view: TsdbView, now: float) -> CombinedJobs:
         """Add one cycle's reads; return every job combined over its nodes."""
+        left_out: set[str] = set()
+        # running jobs are admitted first: past the cap, finished ones give way
+        for job_id, by_node in sorted(view.states.items(), key=lambda kv: _not_running(kv[1])):
+            if not self._admit(job_id, left_out):
+                continue
+            nodes = self._jobs[job_id]
+            for instance, st in by_node.items():
+                node = nodes.setdefault(instance, _Node())
+                node.state, node.seen_s = st, now
         for kind, history in (("epochs", view.history), ("steps", view.steps)):
             for job_id, by_node in history.items():
-                nodes = self._jobs.setdefault(job_id, {})
+                if not self._admit(job_id, left_out):
+                    continue
+                nodes = self._jobs[job_id]
                 for instance, points in by_node.items():
                     node = nodes.setdefault(instance, _Node(seen_s=now))
                     target: dict[int, EpochPoint] = getattr(node, kind)
                     for p in points:
                         target[p.epoch] = p
-        for job_id, by_node in view.states.items():
-            nodes = self._jobs.setdefault(job_id, {})
-            for instance, st in by_node.items():
-                node = nodes.setdefault(instance, _Node())
-                node.state, node.seen_s = st, now
+        self.dropped = len(left_out)
         self._forget(now)
         return self._combined(now)
 

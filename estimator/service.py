@@ -30,6 +30,7 @@ from joulecast.estimator.queue.store import QueueStore
 from joulecast.estimator.step.baselines import BaselineConfig
 from joulecast.estimator.step.stage import JobResult, StepSettings, StepStage
 from joulecast.estimator.step.trackrecord import ErrorEntry
+from joulecast.serving.files import FileRejections
 from joulecast.step import StepConfig
 
 log = logging.getLogger("joulecast.estimator")
@@ -48,6 +49,7 @@ class EstimatorConfig:
     carbon_query: str | None = None  # PromQL returning gCO2e/kWh
     calibration_min_jobs: int = 10
     calibration_file: Path | None = None  # the interval calibration, kept across restarts
+    max_jobs: int = 10_000  # jobs tracked and published; past it new ones are left out
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -79,6 +81,7 @@ class EstimatorSnapshot:
     skipped_samples: dict[str, int] = field(default_factory=dict)  # totals, by kind
     calibration_jobs: dict[tuple[str, int, str], int] = field(default_factory=dict)
     calibration_min_jobs: int = 10
+    jobs_dropped: int = 0
 
 
 class Estimator:
@@ -91,15 +94,18 @@ class Estimator:
         queue: QueueStore | None = None,
         retrainer: Retrainer | None = None,
         ratings: Mapping[str, Mapping[str, float]] | None = None,
+        rejections: FileRejections | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.queue = queue
-        self.book = JobBook(ttl_s=config.finished_ttl_s)
+        self.book = JobBook(ttl_s=config.finished_ttl_s, max_jobs=config.max_jobs)
         self.step = StepStage(config.step_settings())
         self.pre = PreStage(pre_models, retrainer, ratings)
         self._calibration_file = (
-            CalibrationFile(config.calibration_file) if config.calibration_file else None
+            CalibrationFile(config.calibration_file, rejections)
+            if config.calibration_file
+            else None
         )
         if self._calibration_file is not None:
             self._calibration_file.load_into(self.step.calibration)
@@ -143,6 +149,12 @@ class Estimator:
         for kind, n in tsdb.skipped.items():
             self._skipped[kind] = self._skipped.get(kind, 0) + n
         self.step.merge(self.book.merge(tsdb, now), now)
+        if self.book.dropped and not self._snapshot.jobs_dropped:
+            log.warning(
+                "%d job(s) left out: the estimator tracks %d at most (--jobs.max-tracked)",
+                self.book.dropped,
+                self.book.max_jobs,
+            )
         jobs = self.step.project_all(self.pre.for_running if self.pre.enabled else None)
         queue = (
             forecast_queue(self.queue, tsdb.fleet_gpus, self.pre.forecast)
@@ -189,6 +201,7 @@ class Estimator:
             skipped_samples=dict(self._skipped),
             calibration_jobs=self.step.calibration.sizes(),
             calibration_min_jobs=self.step.calibration.min_jobs,
+            jobs_dropped=self.book.dropped,
         )
         with self._lock:
             self._snapshot = snap

@@ -6,7 +6,9 @@
     POST /api/v1/jobs/{job_id}/heartbeat   the client is alive -> 200
     POST /api/v1/jobs/{job_id}/finish      finish the job      -> 200
     GET  /api/v1/jobs                      list jobs           -> 200
-    GET  /api/v1/jobs/{job_id}             one job with its epochs -> 200
+    GET  /api/v1/jobs/{job_id}             one job with a page of its epochs -> 200
+         ?epochs.offset=0&epochs.limit=1000  (at most 10,000 a page; ``epochs_page``
+         says the total and the next offset)
 
 Every bad input is a 4xx with ``{"error": "..."}``.
 """
@@ -17,6 +19,7 @@ import hmac
 import json
 import logging
 import sqlite3
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +46,27 @@ class ApiResponse:
 
 
 _ACTIONS = ("epochs", "steps", "heartbeat", "finish")
+EPOCH_PAGE = 1000
+MAX_EPOCH_PAGE = 10_000
+
+
+def _page(query: str) -> tuple[int, int]:
+    """(offset, limit) of ``epochs.offset`` and ``epochs.limit``; SchemaError if bad."""
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(params) - {"epochs.offset", "epochs.limit"})
+    if unknown:
+        raise SchemaError(f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+
+    def one(name: str, default: int, hi: int) -> int:
+        values = params.get(name, [str(default)])
+        v = values[-1]
+        if len(values) > 1 or not (v.isascii() and v.isdigit()) or len(v) > 12:
+            raise SchemaError(f"'{name}' must be one non-negative integer")
+        if int(v) > hi:
+            raise SchemaError(f"'{name}' must be at most {hi}")
+        return int(v)
+
+    return one("epochs.offset", 0, 10**9), one("epochs.limit", EPOCH_PAGE, MAX_EPOCH_PAGE)
 
 
 def _error(status: int, message: str, route: str) -> ApiResponse:
@@ -63,7 +87,8 @@ class MarkerApi:
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> ApiResponse:
-        parts = [p for p in path.split("?", 1)[0].split("/") if p]
+        path, _, query = path.partition("?")
+        parts = [p for p in path.split("/") if p]
         if parts[:3] != ["api", "v1", "jobs"]:
             return _error(404, f"no such endpoint: {path[:200]}", "other")
         route = (
@@ -74,7 +99,7 @@ class MarkerApi:
         if not self._authorized(headers):
             return _error(401, "missing or wrong bearer token", route)
         try:
-            return self._dispatch(method, parts[3:], body, route)
+            return self._dispatch(method, parts[3:], body, route, query)
         except (SchemaError, JobError) as err:
             status = getattr(err, "status", 400)
             return _error(status, str(err), route)
@@ -93,7 +118,9 @@ class MarkerApi:
         except RecursionError:
             raise SchemaError("request body is nested too deeply") from None
 
-    def _dispatch(self, method: str, rest: list[str], body: bytes, route: str) -> ApiResponse:
+    def _dispatch(
+        self, method: str, rest: list[str], body: bytes, route: str, query: str = ""
+    ) -> ApiResponse:
         reg = self._registry
         if not rest:
             if method == "GET":
@@ -106,8 +133,14 @@ class MarkerApi:
         if len(rest) == 1:
             if method != "GET":
                 return _error(405, f"{method} is not allowed here", route)
+            offset, limit = _page(query)
             record = reg.get(job_id)
-            return ApiResponse(200, {**record.public(), "epochs": reg.epochs(job_id)}, route)
+            epochs, total = reg.epochs(job_id, offset, limit)
+            following = offset + limit if offset + limit < total else None
+            page = {"offset": offset, "limit": limit, "total": total, "next_offset": following}
+            return ApiResponse(
+                200, {**record.public(), "epochs": epochs, "epochs_page": page}, route
+            )
         if len(rest) == 2 and method == "POST":
             if rest[1] == "epochs":
                 marker = parse_epoch_marker(self._json(body))

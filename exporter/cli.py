@@ -37,6 +37,7 @@ from joulecast.serving.daemon import (
     on_sighup,
     reload_web_config,
 )
+from joulecast.serving.files import FileRejections, RejectionsCollector
 from joulecast.serving.flags import (
     FlagError,
     add_flag,
@@ -247,7 +248,8 @@ def make_backend(args: argparse.Namespace) -> GpuBackend:
 
 def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Exporter:
     backend = backend or make_backend(args)
-    store = JobStore(Path(args.state_dir))
+    rejections = FileRejections()
+    store = JobStore(Path(args.state_dir), rejections)
     token = api_token(args)
     registry = JobRegistry(
         GpuDirectory(tuple(backend.devices()), backend.lists_processes),
@@ -288,6 +290,7 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
         exporter_health(sampling, registry.store_health),
     )
     metrics.register(ServerCollector(server))
+    metrics.register(RejectionsCollector(rejections, ("state", "state_row")))
     return Exporter(backend, registry, sampler, server, metrics)
 
 

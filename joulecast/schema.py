@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-MAX_EPOCHS = 1_000_000
+MAX_EPOCHS = 100_000  # a job's epochs (plan and markers); step-based runs count steps
 MAX_STEPS = 10**12
 MAX_TOKENS = 10**16
 MAX_GPU_INDEX = 1023
@@ -211,7 +211,7 @@ def parse_features(payload: Any) -> JobFeatures:
         value = payload.get(name)
         if value is None:
             continue
-        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.match(value):
+        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.fullmatch(value):
             raise SchemaError(
                 f"'features.{name}' must be printable ASCII text of at most {max_len} characters"
             )
@@ -241,10 +241,12 @@ def parse_gpu_selector(value: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
     indices: list[int] = []
     uuids: list[str] = []
     for v in value:
-        if isinstance(v, str) and v.isdigit():
+        if isinstance(v, str) and v.isascii() and v.isdigit():
+            if len(v) > 6:
+                raise SchemaError(f"'gpus': index {v[:12]}... is out of range")
             v = int(v)
         if isinstance(v, str):
-            if not re.match(r"^(GPU|MIG)-[A-Za-z0-9/-]{1,80}$", v):
+            if not re.fullmatch(r"(GPU|MIG)-[A-Za-z0-9/-]{1,80}", v):
                 raise SchemaError(f"'gpus' entry {v[:90]!r} is neither an index nor a GPU/MIG UUID")
             uuids.append(v)
         else:

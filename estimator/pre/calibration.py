@@ -30,6 +30,7 @@ from joulecast.estimator.pre.dataset import load_training_table
 from joulecast.estimator.pre.gpus import UnknownGpu, lookup
 from joulecast.estimator.pre.model import JOB_COLUMNS, TARGETS
 from joulecast.estimator.pre.store import ModelError, load, save
+from joulecast.serving.files import FileRejections
 
 log = logging.getLogger("joulecast.estimator")
 COLUMNS = ["job_id", "gpu_model", *JOB_COLUMNS, *TARGETS, "finished_at"]
@@ -60,11 +61,17 @@ class HistoryRow:
 class HistoryStore:
     """Append-only CSV of finished jobs (one row per job_id)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rejections: FileRejections | None = None) -> None:
         self.path = path
+        self.rejections = rejections or FileRejections()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._seen = set(self.frame()["job_id"]) if path.exists() else set()
+        self._seen: set[str] = set()
+        if path.exists():
+            try:
+                self._seen = set(self._read()["job_id"].astype(str))
+            except ValueError as err:
+                self.rejections.set_aside(path, "history", f"{err}; a new history is started")
 
     def add(self, row: HistoryRow) -> bool:
         if row.duration_s <= 0 or row.energy_j <= 0 or row.epochs < 1:
@@ -93,10 +100,38 @@ class HistoryStore:
             self._seen.add(row.job_id)
             return True
 
+    def _read(self) -> pd.DataFrame:
+        """The history as written; ValueError naming what is wrong when it is not."""
+        try:
+            with self.path.open("rb") as fh:
+                head = fh.read(1 << 20)
+            if b"\x00" in head:
+                raise ValueError("NUL bytes: not a CSV text file")
+            frame = pd.read_csv(self.path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise ValueError(f"not a readable CSV ({err.__class__.__name__}: {err})") from None
+        missing = [c for c in ("job_id", "gpu_model", *TARGETS) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"columns missing: {', '.join(missing)}")
+        for c in TARGETS:
+            frame[c] = pd.to_numeric(frame[c], errors="coerce")
+        bad = frame[list(TARGETS)].isna().any(axis=1) | (frame[list(TARGETS)] <= 0).any(axis=1)
+        if bad.any():
+            log.warning(
+                "%s: %d row(s) without positive numeric targets left out", self.path, int(bad.sum())
+            )
+        return frame[~bad]
+
     def frame(self) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame(columns=COLUMNS)
-        return pd.read_csv(self.path)
+        try:
+            return self._read()
+        except ValueError as err:  # spoiled since start: set aside, retrain without it
+            self.rejections.set_aside(self.path, "history", f"{err}; a new history is started")
+            with self._lock:
+                self._seen = set()
+            return pd.DataFrame(columns=COLUMNS)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -129,7 +164,7 @@ def startup_models(configured: Path, retrained_root: Path | None) -> tuple[dict[
 
 
 def startup_models_and_meta(
-    configured: Path, retrained_root: Path | None
+    configured: Path, retrained_root: Path | None, rejections: FileRejections | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], Path]:
     """The models to start with, their metadata and their directory: the newest retrained
     directory under ``retrained_root`` that loads (format, hashes), else ``configured``.
@@ -146,7 +181,7 @@ def startup_models_and_meta(
         try:
             models, meta = load(d)
         except ModelError as err:
-            log.warning("skipping retrained PRE models: %s", err)
+            (rejections or FileRejections()).set_aside(d, "model", str(err))
             continue
         return models, meta, d
     models, meta = load(configured)

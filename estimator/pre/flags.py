@@ -14,6 +14,7 @@ from joulecast.estimator.pre.calibration import (
 )
 from joulecast.estimator.pre.forecast import method_ratings
 from joulecast.estimator.pre.store import SEED_DIR, ModelError, read_metadata
+from joulecast.serving.files import FileRejections
 from joulecast.serving.flags import add_flag, positive_float
 
 log = logging.getLogger("joulecast.estimator")
@@ -57,7 +58,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 
 
 def pre_setup(
-    args: argparse.Namespace,
+    args: argparse.Namespace, rejections: FileRejections | None = None
 ) -> tuple[dict[str, Any], Retrainer | None, dict[str, dict[str, float]]]:
     """The models to start with, the self-calibration and the methods' CV ratings (from the
     models' own metadata; a retrained directory, which stores none, keeps the ratings of
@@ -67,7 +68,7 @@ def pre_setup(
     retrained = Path(args.pre_history_file).parent / "pre-models" if args.pre_history_file else None
     configured = Path(args.pre_model_dir) if args.pre_model_dir else SEED_DIR
     try:
-        models, meta, model_dir = startup_models_and_meta(configured, retrained)
+        models, meta, model_dir = startup_models_and_meta(configured, retrained, rejections)
         log.info("PRE models from %s", model_dir)
     except ModelError as err:
         log.error("PRE disabled: %s", err)
@@ -77,6 +78,6 @@ def pre_setup(
         ratings = method_ratings(read_metadata(configured))
     if retrained is None:
         return models, None, ratings
-    history = HistoryStore(Path(args.pre_history_file))
+    history = HistoryStore(Path(args.pre_history_file), rejections)
     reference = Path(args.pre_reference_data) if args.pre_reference_data else None
     return models, Retrainer(history, reference, retrained), ratings

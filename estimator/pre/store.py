@@ -76,8 +76,16 @@ def load(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise ModelError(
             f"{model_dir}: no metadata.json (train one with: joulecast pre train --data CSV --out {model_dir})"
         ) from None
-    except ValueError as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise ModelError(f"{meta_path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: not a JSON object")
+    if not isinstance(meta.get("methods", {}), dict) or not all(
+        isinstance(e, dict) for e in meta.get("methods", {}).values()
+    ):
+        raise ModelError(f"{meta_path}: 'methods' must map method names to objects")
+    if not isinstance(meta.get("versions", {}), dict):
+        raise ModelError(f"{meta_path}: 'versions' must be an object")
     fmt = meta.get("format", 1)
     if fmt != MODEL_FORMAT:
         raise ModelError(

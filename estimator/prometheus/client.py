@@ -5,10 +5,17 @@ Prometheus, VictoriaMetrics, Thanos Query, Mimir/Cortex (with a tenant header).
 Timeouts, retries with exponential backoff on transport errors and 5xx/429, optional basic
 auth, bearer token and extra headers. Every failure is a :class:`PromError` whose ``kind``
 is a bounded label value.
+
+An answer is read under a deadline for the whole answer (``timeout_s``: a server that
+trickles bytes cannot hold a cycle) and a cap on its size once decompressed
+(``max_answer_bytes``). A series whose labels are not all strings that UTF-8 can carry (a
+number, an object, a lone surrogate) is left out and counted in ``bad_labels``; it never
+reaches the collectors.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -53,6 +60,22 @@ class PromConfig:
     cert_file: str | None = None  # client certificate (mutual TLS)
     key_file: str | None = None
     insecure_skip_verify: bool = False
+    max_answer_bytes: int = 64 * 1024 * 1024
+
+
+def _labels(raw: Any) -> dict[str, str] | None:
+    """The series' labels, or None when one is not a string that UTF-8 can encode."""
+    if not isinstance(raw, dict):
+        return None
+    for k, v in raw.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            return None
+        try:
+            k.encode()
+            v.encode()
+        except UnicodeEncodeError:
+            return None
+    return raw
 
 
 def _float(v: Any) -> float:
@@ -73,6 +96,7 @@ class PromClient:
         self._session = session or requests.Session()
         self._sleep = sleep
         self.queries = 0  # queries issued by this client (for per-cycle accounting)
+        self.bad_labels = 0  # series left out for their labels, since start
         self._session.headers.update(config.headers)
         if config.bearer_token:
             self._session.headers["Authorization"] = f"Bearer {config.bearer_token}"
@@ -94,9 +118,13 @@ class PromClient:
         for attempt in range(self.config.retries + 1):
             if attempt:
                 self._sleep(self.config.backoff_s * 2 ** (attempt - 1))
+            deadline = time.monotonic() + self.config.timeout_s
             try:
                 # POST form avoids URL length limits on long PromQL; all four TSDBs accept it.
-                resp = self._session.post(url, data=dict(params), timeout=self.config.timeout_s)
+                resp = self._session.post(
+                    url, data=dict(params), timeout=self.config.timeout_s, stream=True
+                )
+                raw = self._read(resp, deadline, url)
             except requests.Timeout as err:
                 last = PromError("timeout", f"{url}: timed out after {self.config.timeout_s}s")
                 last.__cause__ = err
@@ -106,12 +134,17 @@ class PromClient:
             except requests.RequestException as err:
                 last = PromError("unreachable", f"{url}: {err.__class__.__name__}")
                 continue
+            except PromError as err:
+                if err.kind != "timeout":
+                    raise
+                last = err
+                continue
             if resp.status_code >= 500 or resp.status_code == 429:
                 last = PromError("http_status", f"{url}: HTTP {resp.status_code}")
                 continue
             try:
-                body = resp.json()
-            except ValueError:
+                body = json.loads(raw)
+            except (ValueError, RecursionError):
                 raise PromError(
                     "bad_response", f"{url}: HTTP {resp.status_code}, not JSON"
                 ) from None
@@ -134,6 +167,27 @@ class PromClient:
         assert last is not None
         raise last
 
+    def _read(self, resp: requests.Response, deadline: float, url: str) -> bytes:
+        """The whole answer body, by the deadline and within the size cap."""
+        cap = self.config.max_answer_bytes
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := resp.raw.read1(256 * 1024, decode_content=True):
+                size += len(chunk)
+                if size > cap:
+                    raise PromError("bad_response", f"{url}: answer larger than {cap} bytes")
+                if time.monotonic() > deadline:
+                    raise PromError(
+                        "timeout", f"{url}: answer not whole within {self.config.timeout_s}s"
+                    )
+                chunks.append(chunk)
+        except (OSError, ValueError) as err:  # urllib3's read errors, a reset
+            raise requests.ConnectionError(str(err)) from err
+        finally:
+            resp.close()
+        return b"".join(chunks)
+
     def query(self, expr: str, at: float | None = None) -> list[Sample]:
         """An instant vector query."""
         params = {"query": expr}
@@ -147,9 +201,13 @@ class PromClient:
             raise PromError("bad_response", f"expected a vector, got {data['resultType']}")
         out = []
         for item in data["result"]:
+            labels = _labels(item.get("metric") if isinstance(item, dict) else None)
+            if labels is None:
+                self.bad_labels += 1
+                continue
             try:
                 ts, v = item["value"]
-                out.append(Sample(dict(item["metric"]), _float(v), _float(ts)))
+                out.append(Sample(labels, _float(v), _float(ts)))
             except (KeyError, TypeError, ValueError) as err:
                 raise PromError("bad_response", f"malformed sample: {item!r:.200}") from err
         return out
@@ -170,15 +228,18 @@ class PromClient:
         )
         return self._matrix(data)
 
-    @staticmethod
-    def _matrix(data: dict) -> list[Series]:
+    def _matrix(self, data: dict) -> list[Series]:
         if data["resultType"] != "matrix":
             raise PromError("bad_response", f"expected a matrix, got {data['resultType']}")
         out = []
         for item in data["result"]:
+            labels = _labels(item.get("metric") if isinstance(item, dict) else None)
+            if labels is None:
+                self.bad_labels += 1
+                continue
             try:
                 pts = tuple((_float(t), _float(v)) for t, v in item["values"])
-                out.append(Series(dict(item["metric"]), pts))
+                out.append(Series(labels, pts))
             except (KeyError, TypeError, ValueError) as err:
                 raise PromError("bad_response", f"malformed series: {item!r:.200}") from err
         return out

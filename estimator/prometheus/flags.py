@@ -7,7 +7,7 @@ import urllib.parse
 from pathlib import Path
 
 from joulecast.estimator.prometheus.client import PromConfig
-from joulecast.serving.flags import add_flag, non_negative_int, positive_float
+from joulecast.serving.flags import add_flag, non_negative_int, positive_float, positive_int
 
 
 def _headers(v: str) -> dict[str, str]:
@@ -59,7 +59,20 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         help="Base URL of the Prometheus-compatible query API (http:// or https://)",
         aliases=("--prometheus-url",),
     )
-    f(g, "--prometheus.timeout", default=10.0, type=positive_float, help="Query timeout (s)")
+    f(
+        g,
+        "--prometheus.timeout",
+        default=10.0,
+        type=positive_float,
+        help="Seconds a query may take, its whole answer read (not each read)",
+    )
+    f(
+        g,
+        "--prometheus.max-answer-bytes",
+        default=64 * 1024 * 1024,
+        type=positive_int,
+        help="Largest answer read from a query, decompressed (bigger: the query fails)",
+    )
     f(
         g,
         "--prometheus.retries",
@@ -110,6 +123,7 @@ def prom_config(args: argparse.Namespace) -> PromConfig:
     return PromConfig(
         url=args.prometheus_url,
         timeout_s=args.prometheus_timeout,
+        max_answer_bytes=args.prometheus_max_answer_bytes,
         retries=args.prometheus_retries,
         username=args.prometheus_username or None,
         password=password,

@@ -220,6 +220,7 @@ def fetch_cycle(
 ) -> TsdbView:
     """One cycle's reads; raises :class:`PromError` when any of them fails."""
     skipped: Counter = Counter()
+    bad_labels = client.bad_labels
     history, steps = fetch_history(client, window_s, at, skipped)
     states = fetch_state(client, at, skipped)
     carbon = carbon_default
@@ -230,4 +231,6 @@ def fetch_cycle(
         elif samples:
             skipped["carbon_out_of_range"] += 1
     gpus = tuple(fetch_gpu_models(client, at)) if fleet else ()
+    if client.bad_labels > bad_labels:
+        skipped["bad_label"] += client.bad_labels - bad_labels
     return TsdbView(history, states, steps, gpus, carbon, dict(skipped))

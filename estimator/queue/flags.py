@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from joulecast.estimator.queue.store import MAX_QUEUE, QueueStore
+from joulecast.serving.files import FileRejections
 from joulecast.serving.flags import add_flag, positive_int
 
 
@@ -26,5 +27,9 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def queue_store(args: argparse.Namespace) -> QueueStore | None:
-    return QueueStore(Path(args.queue_dir), args.queue_max_jobs) if args.queue_dir else None
+def queue_store(
+    args: argparse.Namespace, rejections: FileRejections | None = None
+) -> QueueStore | None:
+    if not args.queue_dir:
+        return None
+    return QueueStore(Path(args.queue_dir), args.queue_max_jobs, rejections)

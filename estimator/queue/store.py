@@ -20,6 +20,7 @@ from typing import Any
 
 from joulecast.estimator.pre.gpus import UnknownGpu, lookup
 from joulecast.schema import MAX_EPOCHS, JobFeatures, SchemaError, parse_features, validate_job_id
+from joulecast.serving.files import FileRejections, read_small
 
 log = logging.getLogger("joulecast.estimator")
 MAX_QUEUE = 1000  # default cap: what is forecast and published stays bounded
@@ -68,12 +69,15 @@ def parse_queued_job(payload: Any) -> QueuedJob:
 
 
 class QueueStore:
-    def __init__(self, directory: Path, max_jobs: int = MAX_QUEUE) -> None:
+    def __init__(
+        self, directory: Path, max_jobs: int = MAX_QUEUE, rejections: FileRejections | None = None
+    ) -> None:
         self.directory = directory
         self.max_jobs = max_jobs
+        self.rejections = rejections or FileRejections()
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.invalid_files: dict[str, str] = {}
+        self.invalid_files: dict[str, str] = {}  # set aside since start: name -> why
 
     def _path(self, job_id: str) -> Path:
         return self.directory / f"{job_id}.json"
@@ -111,13 +115,19 @@ class QueueStore:
                 return False
 
     def jobs(self) -> list[QueuedJob]:
-        out, invalid = [], {}
+        """Every queued spec that parses; one that does not is set aside (renamed
+        ``*.rejected-*``) with a warning, and the others are forecast as ever."""
+        out = []
         for path in sorted(self.directory.glob("*.json")):
             try:
-                out.append(parse_queued_job(json.loads(path.read_text())))
-            except (OSError, ValueError) as err:  # SchemaError is a ValueError
-                invalid[path.name] = str(err)
-        for name in set(invalid) - set(self.invalid_files):
-            log.warning("queue file %s ignored: %s", name, invalid[name])
-        self.invalid_files = invalid
+                out.append(parse_queued_job(json.loads(read_small(path))))
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            except (OSError, ValueError, RecursionError) as err:  # SchemaError: ValueError
+                reason = str(err)[:300] or err.__class__.__name__
+                with self._lock:
+                    self.invalid_files[path.name] = reason
+                    while len(self.invalid_files) > 100:  # the latest hundred
+                        del self.invalid_files[next(iter(self.invalid_files))]
+                    self.rejections.set_aside(path, "queue", reason)
         return out

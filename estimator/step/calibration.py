@@ -82,8 +82,27 @@ class IntervalCalibration:
             ],
         }
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: object) -> None:
+        """Scores from :meth:`state`; ValueError (nothing changed) when they are not."""
+        if not isinstance(state, dict) or not isinstance(state.get("scores", []), list):
+            raise ValueError("not an object with a list of scores")
+        restored: dict[tuple[str, int, str], deque] = {}
         for item in state.get("scores", []):
-            key = (str(item["method"]), int(item["at_epoch"]), str(item.get("unit", "epoch")))
-            values = [float(x) for x in item["scores"] if math.isfinite(float(x))]
-            self._scores[key] = deque(values[-MAX_SCORES:], maxlen=MAX_SCORES)
+            if not isinstance(item, dict) or not isinstance(item.get("scores"), list):
+                raise ValueError(f"a score entry is not an object with scores: {item!r:.80}")
+            method, epoch, unit = (
+                item.get("method"),
+                item.get("at_epoch"),
+                item.get("unit", "epoch"),
+            )
+            if not (isinstance(method, str) and isinstance(unit, str)):
+                raise ValueError(f"method and unit must be strings: {item!r:.80}")
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 < epoch < 10**9:
+                raise ValueError(f"at_epoch must be a positive integer: {epoch!r:.40}")
+            values = [
+                float(x)
+                for x in item["scores"]
+                if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            ]
+            restored[(method, epoch, unit)] = deque(values[-MAX_SCORES:], maxlen=MAX_SCORES)
+        self._scores.update(restored)

@@ -437,9 +437,10 @@ class JobRegistry:
         with self._lock:
             return replace(self._get(job_id))
 
-    def epochs(self, job_id: str) -> list[dict]:
+    def epochs(self, job_id: str, offset: int = 0, limit: int = -1) -> tuple[list[dict], int]:
+        """A page of the job's stored epochs and their total."""
         self.get(job_id)
-        return self._store.epochs(job_id) if self._store is not None else []
+        return self._store.epochs(job_id, offset, limit) if self._store is not None else ([], 0)
 
     def snapshot(self) -> list[JobRecord]:
         with self._lock:

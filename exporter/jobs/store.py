@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from joulecast.exporter.jobs.model import JobRecord
-from joulecast.schema import parse_job_spec
+from joulecast.exporter.jobs.rows import decode_epoch, decode_job
+from joulecast.serving.files import FileRejections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -45,6 +46,13 @@ CREATE TABLE IF NOT EXISTS epochs (
     energy REAL NOT NULL,
     metrics TEXT NOT NULL,
     PRIMARY KEY (job_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    job_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    job_row TEXT NOT NULL,
+    epoch_rows TEXT NOT NULL,
+    rejected_at REAL NOT NULL
 );
 """
 
@@ -96,20 +104,52 @@ class StateStoreError(RuntimeError):
 
 
 class JobStore:
-    def __init__(self, state_dir: Path) -> None:
+    """The state file. One that SQLite cannot read (a smashed page, not a database) is set
+    aside with its WAL and a new one started; a job row that does not decode is moved to
+    the ``rejected`` table with its epochs and the reason, and the other jobs load."""
+
+    def __init__(self, state_dir: Path, rejections: FileRejections | None = None) -> None:
+        self.rejections = rejections or FileRejections()
+        self.path = state_dir / "jobs.sqlite"
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self.path = state_dir / "jobs.sqlite"
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-            self._migrate()
+            self._db = self._open()
+        except sqlite3.DatabaseError as err:
+            self._set_aside(str(err))
+            try:
+                self._db = self._open()
+            except (OSError, sqlite3.Error) as again:
+                raise StateStoreError(f"cannot use state directory {state_dir}: {again}") from again
         except (OSError, sqlite3.Error) as err:
             raise StateStoreError(f"cannot use state directory {state_dir}: {err}") from err
         self._lock = threading.Lock()
         self.write_failures = 0
         self.last_failure: tuple[float, str] | None = None  # (wall time, message)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+            self._db = db
+            self._migrate()
+            db.execute("SELECT count(*) FROM jobs").fetchone()
+            db.execute("SELECT count(*) FROM epochs").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, reason: str) -> None:
+        """Move the unreadable database (and its WAL and shared memory) out of the way."""
+        self.rejections.set_aside(self.path, "state", f"{reason}; job state starts empty")
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                side.rename(
+                    side.with_name(f"{side.name}.rejected-{time.strftime('%Y%m%dT%H%M%S')}")
+                )
 
     def _write(self, work: Callable[[sqlite3.Connection], None]) -> None:
         """Run ``work`` in one transaction. On failure (disk full, I/O error) roll back if a
@@ -227,49 +267,72 @@ class JobStore:
             ).fetchone()
         if row is None:
             return None
-        return {"timestamp": row[0], "energy_joules": row[1], "metrics": json.loads(row[2])}
+        try:
+            return decode_epoch(epoch, *row)
+        except ValueError as err:
+            log.warning("%s: epoch %d of job %s is unreadable: %s", self.path, epoch, job_id, err)
+            return None
 
-    def epochs(self, job_id: str) -> list[dict]:
+    def epochs(self, job_id: str, offset: int = 0, limit: int = -1) -> tuple[list[dict], int]:
+        """A page of a job's epochs, in order, and how many it has; rows that do not decode
+        are left out of the page with a warning."""
         with self._lock:
+            total = self._db.execute(
+                "SELECT count(*) FROM epochs WHERE job_id=?", (job_id,)
+            ).fetchone()[0]
             rows = self._db.execute(
-                "SELECT epoch, ts, energy, metrics FROM epochs WHERE job_id=? ORDER BY epoch",
-                (job_id,),
+                "SELECT epoch, ts, energy, metrics FROM epochs WHERE job_id=? ORDER BY epoch"
+                " LIMIT ? OFFSET ?",
+                (job_id, limit, offset),
             ).fetchall()
-        return [
-            {"epoch": e, "timestamp": ts, "energy_joules": en, "metrics": json.loads(m)}
-            for e, ts, en, m in rows
-        ]
-
-    def load(self) -> list[JobRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs").fetchall()
         out = []
         for row in rows:
-            (_, spec, gpus, created, planned, done, energy, idle, ee, ets, fin, metrics, us, bs) = (
-                row[:14]
-            )
-            outcome = row[14] if len(row) > 14 else None
-            extra = _extra(row[15] if len(row) > 15 else None)
-            out.append(
-                JobRecord(
-                    spec=parse_job_spec(json.loads(spec)),
-                    gpus=tuple(json.loads(gpus)),
-                    created_at=created,
-                    epochs_planned=planned,
-                    epochs_completed=done,
-                    energy_joules=max(energy, ee),
-                    idle_energy_joules=idle,
-                    epoch_end_energy_joules=ee,
-                    epoch_end_timestamp=ets,
-                    finished_at=fin,
-                    last_metrics=json.loads(metrics),
-                    utilization_seconds=us,
-                    busy_seconds=bs,
-                    outcome=outcome if fin is not None else None,
-                    **extra,
-                )
-            )
+            try:
+                out.append(decode_epoch(*row))
+            except ValueError as err:
+                log.warning("%s: an epoch row of job %s is unreadable: %s", self.path, job_id, err)
+        return out, total
+
+    def load(self) -> list[JobRecord]:
+        """Every stored job that decodes. An unreadable database is set aside (job state
+        starts empty); a job row that does not decode is moved to ``rejected``."""
+        try:
+            with self._lock:
+                rows = self._db.execute("SELECT * FROM jobs").fetchall()
+        except sqlite3.DatabaseError as err:
+            with self._lock:
+                self._db.close()
+                self._set_aside(str(err))
+                self._db = self._open()
+            return []
+        out = []
+        for row in rows:
+            try:
+                out.append(decode_job(row, _extra(row[15] if len(row) > 15 else None)))
+            except (ValueError, TypeError) as err:
+                self._reject(row, str(err))
         return out
+
+    def _reject(self, row: tuple, reason: str) -> None:
+        job_id = str(row[0])
+        log.warning(
+            "%s: job %r is unreadable (%s); moved to its rejected table",
+            self.path,
+            job_id[:200],
+            reason,
+        )
+
+        def work(db: sqlite3.Connection) -> None:
+            epochs = db.execute("SELECT * FROM epochs WHERE job_id=?", (row[0],)).fetchall()
+            db.execute(
+                "INSERT INTO rejected VALUES (?,?,?,?,?)",
+                (job_id, reason, repr(row), repr(epochs), time.time()),
+            )
+            db.execute("DELETE FROM jobs WHERE job_id=?", (row[0],))
+            db.execute("DELETE FROM epochs WHERE job_id=?", (row[0],))
+
+        self._write(work)
+        self.rejections.count("state_row")
 
     def close(self) -> None:
         with self._lock:

@@ -86,3 +86,16 @@ def test_a_node_whose_series_vanish_keeps_its_part_then_counts_as_gone():
     only_a_done = TsdbView({}, group_state(node_state("a", 0, 130.0)))
     st = book.merge(only_a_done, now=90.0).states["j"]
     assert not st.running and st.energy_j == 180.0
+
+
+
+def test_past_the_cap_new_jobs_are_left_out_running_ones_first_and_counted():
+    samples = []
+    for i in range(6):  # j0, j2, j4 run; j1, j3, j5 have finished
+        for s in node_state("node-a:9866", 1.0 if i % 2 == 0 else 0.0, 10.0):
+            samples.append(Sample({**s.labels, "job_id": f"j{i}"}, s.value, s.timestamp))
+    book = JobBook(max_jobs=3)
+    view = TsdbView({}, group_state(samples))
+    assert set(book.merge(view, 200.0).states) == {"j0", "j2", "j4"}
+    assert book.dropped == 3
+    assert set(book.merge(view, 210.0).states) == {"j0", "j2", "j4"} and book.dropped == 3

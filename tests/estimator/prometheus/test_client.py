@@ -50,6 +50,22 @@ def nan_answer(matrix: bool) -> dict:
     return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
 
+ODD_JOB_IDS = [7, 2.5, True, None, {"x": 1}, ["a"], "\ud800", "ok\udfffbad"]
+
+
+def odd_label_answer(matrix: bool) -> dict:
+    """Job "good" plus copies of its series whose job_id is a number, an object, a lone
+    surrogate...: what a broken remote write or a hand-made TSDB can serve."""
+    answer = nan_answer(matrix)
+    good = [r for r in answer["data"]["result"] if r["metric"]["job_id"] == "good"]
+    odd = [
+        {**r, "metric": {**r["metric"], "job_id": job_id}} for job_id in ODD_JOB_IDS for r in good
+    ]
+    odd.append({**good[0], "metric": "not an object"})
+    answer["data"]["result"] = good + odd
+    return answer
+
+
 class FakeTSDB:
     """A scripted HTTP endpoint standing in for a TSDB that fails in ways a real one rarely does."""
 
@@ -93,6 +109,25 @@ class FakeTSDB:
                     return
                 elif mode == "nan":
                     payload = json.dumps(nan_answer("%5B" in body)).encode()
+                elif mode == "odd-labels":
+                    payload = json.dumps(odd_label_answer("%5B" in body)).encode()
+                elif mode == "trickle":  # one byte at a time, each well within the timeout
+                    payload = json.dumps(EMPTY_VECTOR).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    for i in range(len(payload)):
+                        self.wfile.write(payload[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                    return
+                elif mode == "huge":
+                    series = [
+                        {"metric": {"job_id": f"j{i}"}, "value": [1, "1"]} for i in range(500)
+                    ]
+                    payload = json.dumps(
+                        {"status": "success", "data": {"resultType": "vector", "result": series}}
+                    ).encode()
                 else:
                     payload = json.dumps(EMPTY_MATRIX if "%5B" in body else EMPTY_VECTOR).encode()
                 self.send_response(200)
@@ -155,6 +190,42 @@ def test_failures_map_to_kinds_and_retry_only_transient(tsdb, mode, kind, attemp
         c.query("up")
     assert err.value.kind == kind
     assert len(tsdb.requests) == attempts
+
+
+def test_a_trickling_answer_trips_the_deadline_of_the_whole_query(tsdb):
+    tsdb.mode = "trickle"
+    c = client(tsdb.url, timeout_s=0.5, retries=1)
+    started = time.monotonic()
+    with pytest.raises(PromError) as err:
+        c.query("up")
+    assert err.value.kind == "timeout"
+    assert time.monotonic() - started < 3  # 2 attempts of 0.5 s, not 2 x 4 s of trickle
+
+
+def test_an_answer_past_the_size_cap_fails_its_query(tsdb):
+    tsdb.mode = "huge"
+    with pytest.raises(PromError) as err:
+        client(tsdb.url, max_answer_bytes=4096).query("up")
+    assert err.value.kind == "bad_response" and "larger than 4096" in str(err.value)
+    assert len(tsdb.requests) == 1
+    assert len(client(tsdb.url).query("up")) == 500
+
+
+def test_series_with_odd_labels_are_left_out_and_every_other_job_projects(tsdb):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    tsdb.mode = "odd-labels"
+    est = Estimator(client(tsdb.url, retries=0), EstimatorConfig())
+    for _ in range(2):
+        snap = est.cycle()
+        assert not snap.stale and not snap.errors
+    assert set(snap.jobs) == {"good"}
+    assert snap.jobs["good"].methods["step_epoch"].energy_j == pytest.approx(50 * 9000.0, rel=0.01)
+    assert snap.skipped_samples["bad_label"] >= len(ODD_JOB_IDS)
+    text = render(est)
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert "joulecast_job_projected_energy_joules" in families
+    assert 'joulecast_estimator_skipped_samples_total{kind="bad_label"}' in text
 
 
 def test_unreachable():
