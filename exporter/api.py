@@ -135,7 +135,7 @@ class MarkerApi:
                 return _error(405, f"{method} is not allowed here", route)
             offset, limit = _page(query)
             record = reg.get(job_id)
-            epochs, total = reg.epochs(job_id, offset, limit)
+            epochs, total = reg.epoch_page(job_id, offset, limit)
             following = offset + limit if offset + limit < total else None
             page = {"offset": offset, "limit": limit, "total": total, "next_offset": following}
             return ApiResponse(

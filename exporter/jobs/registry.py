@@ -437,7 +437,11 @@ class JobRegistry:
         with self._lock:
             return replace(self._get(job_id))
 
-    def epochs(self, job_id: str, offset: int = 0, limit: int = -1) -> tuple[list[dict], int]:
+    def epochs(self, job_id: str) -> list[dict]:
+        """Every stored epoch of the job, in order."""
+        return self.epoch_page(job_id)[0]
+
+    def epoch_page(self, job_id: str, offset: int = 0, limit: int = -1) -> tuple[list[dict], int]:
         """A page of the job's stored epochs and their total."""
         self.get(job_id)
         return self._store.epochs(job_id, offset, limit) if self._store is not None else ([], 0)
