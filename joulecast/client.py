@@ -30,10 +30,12 @@ to the node's own exporter; the others attach their processes.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -162,6 +164,7 @@ class Job:
         state["embedded"] = None
         state["_marked"] = False
         state["_registered_pid"] = None
+        state["_exit_hook"] = False  # the new process registers its own
         return state
 
     @property
@@ -212,6 +215,11 @@ class Job:
 
     def _get_sender(self) -> Sender:
         if self._sender is None:
+            if not getattr(self, "_exit_hook", False):
+                # a script that ends without finish()/close() (a plain loop, sys.exit, a
+                # notebook kernel shutting down) still delivers what it queued
+                atexit.register(_flush_at_exit, weakref.ref(self), os.getpid())
+                self._exit_hook = True
             self._sender = Sender(
                 lambda: self.url,
                 token=self.token,
@@ -475,6 +483,7 @@ class Job:
                 self.flush_timeout,
                 self._sender.last_error or "queue full",
             )
+            log.warning("joulecast: undelivered: %s", ", ".join(self._sender.lost) or "?")
         self._sender = None
         return lost
 
@@ -500,6 +509,14 @@ class Job:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         failed = exc_type is not None and not issubclass(exc_type, (KeyboardInterrupt, SystemExit))  # type: ignore[arg-type]
         self.finish("failed" if failed else "finished")
+
+
+def _flush_at_exit(ref: weakref.ref, pid: int) -> None:
+    """At interpreter exit: deliver what a job still has queued, within its flush timeout,
+    and say what could not be (not in a forked child, which inherits the hook)."""
+    job = ref()
+    if job is not None and os.getpid() == pid:
+        job.close()
 
 
 def _steps_or_none(steps: Any) -> int | None:

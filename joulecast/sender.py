@@ -94,6 +94,7 @@ class Sender:
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
+        self.lost: list[str] = []  # what the first undelivered requests were
         self._thread: threading.Thread | None = None
         self.undelivered = 0
         self.last_error: str | None = None
@@ -125,11 +126,13 @@ class Sender:
         return True
 
     def close(self, timeout: float) -> int:
-        """Flush for at most ``timeout`` s, then stop; returns the undelivered count."""
+        """Flush for at most ``timeout`` s, then stop; returns the undelivered count
+        (``lost`` names the first of them)."""
         self.flush(timeout)
         with self._cond:
             self._closed = True
             self.undelivered += len(self._queue) + (1 if self._busy else 0)
+            self.lost.extend(r.what for r in list(self._queue)[:10])
             self._queue.clear()
             self._cond.notify_all()
         return self.undelivered

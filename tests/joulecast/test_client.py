@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 
 import pytest
@@ -310,3 +312,42 @@ def test_the_first_process_of_each_node_posts(monkeypatch):
     monkeypatch.setenv("RANK", "2")
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert joulecast.job("x", epochs=1).posts  # node B's first rank posts node B's markers
+
+
+EXIT_FORMS = {
+    "plain": "for e in range(100):\n    job.epoch_end({'e': e})\n",
+    "sys-exit": "import sys\nfor e in range(100):\n    job.epoch_end({'e': e})\n    if e == 99:\n        sys.exit(0)\n",
+    "exception": "for e in range(100):\n    job.epoch_end({'e': e})\nraise RuntimeError('after the loop')\n",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("form", sorted(EXIT_FORMS))
+def test_a_script_that_exits_without_closing_delivers_every_marker(make_exporter, form):
+    """No with, no finish(), no close(): the exit hook delivers the queue (bounded)."""
+    exp = make_exporter("--backend", "simulated")
+    script = (
+        "import joulecast\n"
+        f"job = joulecast.job('exit-{form}', epochs=100, url={exp.url!r}, gpus=[0])\n"
+        "job.register()\n" + EXIT_FORMS[form]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode == 0) is (form != "exception"), done.stderr
+    assert [e["epoch"] for e in exp.registry.epochs(f"exit-{form}")] == list(range(1, 101))
+    assert "could not be delivered" not in done.stderr
+
+
+def test_what_cannot_be_delivered_at_exit_is_named(tmp_path):
+    script = (
+        "import joulecast\n"
+        "job = joulecast.job('nowhere', epochs=5, url='http://127.0.0.1:9', gpus=[0],"
+        " flush_timeout=0.5)\n"
+        "job.register()\n"
+        "for e in range(3):\n    job.epoch_end()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert "could not be delivered" in done.stderr and "epoch 3" in done.stderr
