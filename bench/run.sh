@@ -11,3 +11,4 @@ echo "== PRE forecast latency";                 "$PY" bench/pre_latency.py
 echo "== marker delivery";                       "$PY" bench/marker_bench.py
 echo "== exporter cost";                         "$PY" bench/exporter_bench.py --scrapes 100 --idle-seconds 5
 echo "== estimator scale";                       "$PY" bench/estimator_scale.py --jobs 100 1000 --fill 30 --cycles 3
+echo "== serving under floods";                  "$PY" bench/http_flood.py
