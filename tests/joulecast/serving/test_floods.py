@@ -252,3 +252,35 @@ def test_sighup_reloads_users_and_certificates_and_survives_a_bad_file(start, tm
     assert "keeping the running web configuration" in d.log.read_text()
     os.kill(d.proc.pid, signal.SIGTERM)
     assert d.proc.wait(10) == 0
+
+
+def test_the_estimator_reloads_on_sighup_too(tmp_path):
+    config = tmp_path / "web.yml"
+    write_config(config, {USER: hashed(PASSWORD, rounds=4)}, None)
+    port = free_port()
+    log = tmp_path / "estimator.log"
+    args = [sys.executable, "-m", "joulecast.estimator", "--prometheus.url", "http://127.0.0.1:9"]
+    args += ["--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(config)]
+    args += ["--step.calibration-file", str(tmp_path / "calibration.json")]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    d = Daemon(proc, port, False, log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if d.get("/metrics")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        write_config(config, {"alice": hashed("wonderland", rounds=4)}, None)
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while d.get("/metrics", basic("alice", "wonderland"))[0] != 200:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        assert d.get("/metrics")[0] == 401
+    finally:
+        proc.terminate()
+        proc.wait(10)
