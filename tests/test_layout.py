@@ -63,3 +63,13 @@ def test_the_serving_room_and_the_client_stay_small():
             continue  # the one public class; its helpers live beside it
         lines = len(path.read_text().splitlines())
         assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"
+
+
+def test_the_job_registry_stays_split_along_its_concerns():
+    for path in (ROOT / "exporter" / "jobs").glob("*.py"):
+        lines = len(path.read_text().splitlines())
+        assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                assert length <= 60, f"{path.name}: {node.name} has {length} lines"

@@ -52,3 +52,21 @@ class EnergyHistory:
         i = bisect.bisect_right(self._t, t)
         t0, t1, e0, e1 = self._t[i - 1], self._t[i], self._e[i - 1], self._e[i]
         return e0 + (e1 - e0) * (t - t0) / (t1 - t0) if t1 > t0 else e1
+
+
+def energy_at(
+    hist: EnergyHistory | None, energy_now: float, at: float | None, now: float
+) -> tuple[float, float]:
+    """(energy, timestamp) to charge a marker that ended at ``at`` (client time)."""
+    if at is None or at >= now:
+        return energy_now, now
+    found = hist.at(at) if hist is not None else None
+    if found is not None:
+        return found, at
+    # Ended before the oldest reading kept (before the job's first reading, or while the
+    # exporter was down): its own time, and the energy of that oldest reading. What ran
+    # before it was not measured, and is not invented.
+    oldest = hist.oldest if hist is not None else None
+    if hist is not None and oldest is not None:
+        return hist.at(oldest) or 0.0, at
+    return energy_now, at

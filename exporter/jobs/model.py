@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from joulecast.schema import LOST, JobSpec
+from joulecast.schema import LOST, EpochMarker, JobSpec
 
 
 class JobError(Exception):
@@ -131,3 +131,39 @@ class JobRecord:
             "last_heartbeat": self.last_heartbeat,
             "gone_since": self.gone_since,
         }
+
+
+#: JobRecord fields a marker, a finish or a liveness check may change (applied in place)
+MUTABLE = (
+    "epochs_completed",
+    "epoch_end_energy_joules",
+    "epoch_end_timestamp",
+    "last_metrics",
+    "epochs_planned",
+    "finished_at",
+    "outcome",
+    "steps_planned",
+    "steps_completed",
+    "step_end_energy_joules",
+    "step_end_timestamp",
+    "tokens_completed",
+    "steps_rewindable",
+    "summary",
+    "processes",
+    "last_alive",
+    "last_heartbeat",
+    "gone_since",
+)
+
+
+def plan_after(marker: EpochMarker, planned: float) -> float:
+    """The plan once ``marker.epoch`` ended: a job that runs past its plan is planned at what
+    it ran; a fractional plan whose last, partial epoch this is stays as it is."""
+    plan = marker.epochs_planned or planned
+    return plan if plan > marker.epoch - 1 else marker.epoch
+
+
+def apply_changes(record: JobRecord, updated: JobRecord) -> None:
+    """Copy what may change into ``record`` in place (the GPU index keeps pointing at it)."""
+    for name in MUTABLE:
+        setattr(record, name, getattr(updated, name))

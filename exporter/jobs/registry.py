@@ -1,20 +1,7 @@
-"""The job registry: applies markers, attributes GPU energy to jobs, enforces limits.
-
-Attribution rule (documented in docs/exporter.md):
-
-* A job's GPUs are the ones it declared (indices, GPU or MIG UUIDs, e.g. from
-  ``CUDA_VISIBLE_DEVICES`` or Slurm), else the GPUs on which one of its PIDs runs a compute
-  process (refreshed every sample), else, with neither declared or on a backend that does
-  not list processes (simulated GPUs), every GPU of the node.
-  A MIG instance resolves to its parent board.
-* In every sampling interval, a board's energy is split equally among the live jobs on it,
-  except on a MIG board whose jobs are all bound to MIG instances: NVML has no power per
-  instance, so each job gets the board's idle energy in proportion to its instances' share
-  of the board's MIG memory (a proxy for its slices; idle slices are nobody's), and the
-  active energy above idle in proportion to that share among the live jobs.
-* The part of that energy up to the board's idle power is reported apart, as idle energy.
-* A job whose processes are gone (``liveness``) is no longer charged; after the grace
-  period it ends as ``lost``.
+"""The job registry: the jobs of this node, under one lock. It applies markers (register,
+epochs, steps, heartbeats, finish), hands each sampling interval's energy to the jobs on a
+board (the rule: ``attribution.py``), keeps the liveness verdicts (``liveness.py``) and the
+limits on live and finished jobs (``limits.py``), and persists through ``store.py``.
 """
 
 from __future__ import annotations
@@ -25,41 +12,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
-from joulecast.exporter.jobs import liveness
+from joulecast.exporter.jobs import attribution, limits, liveness, resume
+from joulecast.exporter.jobs.attribution import GpuIndex
 from joulecast.exporter.jobs.gpus import GpuDirectory
-from joulecast.exporter.jobs.history import EnergyHistory
-from joulecast.exporter.jobs.model import Conflict, JobError, JobRecord, TooManyJobs, UnknownJob
+from joulecast.exporter.jobs.history import EnergyHistory, energy_at
+from joulecast.exporter.jobs.model import (
+    Conflict,
+    JobRecord,
+    UnknownJob,
+    apply_changes,
+    plan_after,
+)
 from joulecast.exporter.jobs.store import JobStore
 from joulecast.schema import LOST, EpochMarker, FinishMarker, JobSpec, StepMarker
-
-#: JobRecord fields a marker, a finish or a liveness check may change (applied in place)
-_MUTABLE = (
-    "epochs_completed",
-    "epoch_end_energy_joules",
-    "epoch_end_timestamp",
-    "last_metrics",
-    "epochs_planned",
-    "finished_at",
-    "outcome",
-    "steps_planned",
-    "steps_completed",
-    "step_end_energy_joules",
-    "step_end_timestamp",
-    "tokens_completed",
-    "steps_rewindable",
-    "summary",
-    "processes",
-    "last_alive",
-    "last_heartbeat",
-    "gone_since",
-)
-
-
-def _plan_after(marker: EpochMarker, planned: float) -> float:
-    """The plan once ``marker.epoch`` ended: a job that runs past its plan is planned at what
-    it ran; a fractional plan whose last, partial epoch this is stays as it is."""
-    plan = marker.epochs_planned or planned
-    return plan if plan > marker.epoch - 1 else marker.epoch
 
 
 class JobRegistry:
@@ -87,9 +52,7 @@ class JobRegistry:
         self.finished_ttl_s = finished_ttl_s
         self._lock = threading.Lock()
         self._jobs: dict[str, JobRecord] = {}
-        self._by_gpu: dict[int, list[JobRecord]] = {}
-        self._mig_shares: dict[tuple[str, int], float] = {}  # (job, board) -> MIG share
-        self._pid_jobs: list[JobRecord] = []
+        self._index = GpuIndex()
         self._history: dict[str, EnergyHistory] = {}  # live jobs' recent energy counters
         if store is not None:
             now = self._clock()
@@ -103,57 +66,13 @@ class JobRegistry:
 
     # -- helpers (lock held) -------------------------------------------------------------
     def _reindex(self) -> None:
-        by_gpu: dict[int, list[JobRecord]] = {}
-        mig_shares: dict[tuple[str, int], float] = {}
-        pid_jobs = []
-        for r in self._jobs.values():
-            if not r.charged:
-                continue
-            if r.gpus:
-                for g in r.gpus:
-                    by_gpu.setdefault(g, []).append(r)
-                    share = self._gpus.mig_share(g, r.spec.gpu_uuids)
-                    if share is not None:
-                        mig_shares[(r.job_id, g)] = share
-            else:
-                pid_jobs.append(r)
-        self._by_gpu, self._mig_shares, self._pid_jobs = by_gpu, mig_shares, pid_jobs
+        self._index = attribution.index(self._jobs.values(), self._gpus)
 
     def _fill_gpu_facts(self, r: JobRecord) -> None:
-        """TDP and memory of the job's GPUs; a MIG job counts its share of the board."""
-        tdp = memory = 0.0
-        models = set()
-        for i in r.gpus or r.seen_gpus:
-            g = self._gpus.info(i)
-            if g is None:
-                continue
-            share = self._gpus.mig_share(i, r.spec.gpu_uuids)
-            tdp += (g.default_power_limit_watts or 0.0) * (1.0 if share is None else share)
-            if share is None:
-                memory += g.memory_total_bytes or 0
-            else:
-                memory += sum(
-                    m.memory_total_bytes or 0 for m in self._gpus.mig_instances(i, r.spec.gpu_uuids)
-                )
-            models.add(g.model)
-        r.tdp_watts, r.gpu_memory_bytes, r.gpu_models = tdp, float(memory), tuple(sorted(models))
+        attribution.fill_gpu_facts(r, self._gpus)
 
     def _resolve_gpus(self, spec: JobSpec) -> tuple[int, ...]:
-        known = set(self._gpus.indices())
-        out: list[int] = []
-        for i in spec.gpus:
-            if i not in known:
-                have = ", ".join(map(str, sorted(known))) or "none"
-                raise JobError(f"unknown GPU index {i}; this node has GPUs: {have}")
-            out.append(i)
-        for uuid in spec.gpu_uuids:
-            i = self._gpus.resolve_uuid(uuid)
-            if i is None:
-                raise JobError(f"unknown GPU UUID {uuid} on this node")
-            out.append(i)
-        if not out and (not spec.pids or not self._gpus.lists_processes):
-            out = list(self._gpus.indices())
-        return tuple(sorted(set(out)))
+        return attribution.resolve_gpus(spec, self._gpus)
 
     def _get(self, job_id: str) -> JobRecord:
         record = self._jobs.get(job_id)
@@ -179,9 +98,7 @@ class JobRegistry:
             existing = self._jobs.get(spec.job_id)
             if existing is not None:
                 return self._continue(existing, spec, now), False
-            live = sum(1 for r in self._jobs.values() if r.live)
-            if live >= self.max_live_jobs:
-                raise TooManyJobs(f"{live} live jobs: the limit ({self.max_live_jobs}) is reached")
+            limits.require_room(self._jobs.values(), self.max_live_jobs)
             record = JobRecord(
                 spec=replace(spec, start_epoch=None),
                 gpus=self._resolve_gpus(spec),
@@ -202,36 +119,9 @@ class JobRegistry:
 
     def _continue(self, record: JobRecord, spec: JobSpec, now: float) -> JobRecord:
         if not record.live:
-            live = sum(1 for r in self._jobs.values() if r.live)
-            if live >= self.max_live_jobs:
-                raise TooManyJobs(f"{live} live jobs: the limit ({self.max_live_jobs}) is reached")
-        old = record.spec
-        merged = replace(
-            old,
-            epochs_planned=spec.epochs_planned,
-            gpus=tuple(dict.fromkeys(old.gpus + spec.gpus)),
-            gpu_uuids=tuple(dict.fromkeys(old.gpu_uuids + spec.gpu_uuids)),
-            pids=tuple(dict.fromkeys(old.pids + spec.pids))[-1024:],
-            features=spec.features if spec.features.as_dict() else old.features,
-            steps_planned=spec.steps_planned or old.steps_planned,
-            heartbeat_s=spec.heartbeat_s or old.heartbeat_s,
-        )
-        running = tuple(p for p in record.processes if liveness.any_alive((p,), self._processes))
-        fresh = liveness.seen(spec.pids, self._processes)
-        updated = replace(
-            record,
-            spec=merged,
-            gpus=self._resolve_gpus(merged),
-            finished_at=None,
-            outcome=None,
-            epochs_planned=spec.epochs_planned,
-            steps_planned=merged.steps_planned,
-            steps_rewindable=True,
-            processes=tuple(dict.fromkeys(running + fresh))[-1024:],
-            last_alive=now,
-            last_heartbeat=now if merged.heartbeat_s else None,
-            gone_since=None,
-        )
+            limits.require_room(self._jobs.values(), self.max_live_jobs)
+        updated = resume.continued(record, spec, now, self._processes)
+        updated = replace(updated, gpus=self._resolve_gpus(updated.spec))
         start = spec.start_epoch
         if start is not None and start < record.epochs_completed:
             if self._store is not None:
@@ -254,20 +144,7 @@ class JobRegistry:
         return replace(record)
 
     def _energy_at(self, record: JobRecord, at: float | None, now: float) -> tuple[float, float]:
-        """(energy, timestamp) to charge an epoch that ended at ``at`` (client time)."""
-        if at is None or at >= now:
-            return record.energy_joules, now
-        hist = self._history.get(record.job_id)
-        found = hist.at(at) if hist is not None else None
-        if found is None:
-            # Ended before the oldest reading kept (before the job's first reading, or
-            # while the exporter was down): its own time, and the energy of that oldest
-            # reading. What ran before it was not measured, and is not invented.
-            oldest = hist.oldest if hist is not None else None
-            if hist is not None and oldest is not None:
-                return hist.at(oldest) or 0.0, at
-            return record.energy_joules, at
-        return found, at
+        return energy_at(self._history.get(record.job_id), record.energy_joules, at, now)
 
     def _charge(self, record: JobRecord, at: float | None, now: float) -> tuple[float, float]:
         """(energy, timestamp) of a marker that ended at ``at``; a marker is a heartbeat too."""
@@ -315,7 +192,7 @@ class JobRegistry:
                 epoch_end_energy_joules=max(energy, record.epoch_end_energy_joules),
                 epoch_end_timestamp=at,
                 last_metrics=dict(marker.metrics),
-                epochs_planned=_plan_after(marker, record.epochs_planned),
+                epochs_planned=plan_after(marker, record.epochs_planned),
             )
             self._persist(updated, dict(marker.metrics))
             self._apply(record, updated)
@@ -342,7 +219,7 @@ class JobRegistry:
 
     def _trim_finished(self) -> None:
         with self._lock:
-            over = sum(1 for r in self._jobs.values() if not r.live) > self.max_finished_jobs
+            over = limits.over(self._jobs.values(), self.max_finished_jobs)
         if over:  # a failed delete is counted and logged by the store; the finish is saved
             with contextlib.suppress(sqlite3.Error):
                 self.expire()
@@ -429,9 +306,7 @@ class JobRegistry:
                     hist.add(now, record.energy_joules)
 
     def _apply(self, record: JobRecord, updated: JobRecord) -> None:
-        # Mutate in place so the GPU index keeps pointing at the same object.
-        for name in _MUTABLE:
-            setattr(record, name, getattr(updated, name))
+        apply_changes(record, updated)
 
     def get(self, job_id: str) -> JobRecord:
         with self._lock:
@@ -463,7 +338,7 @@ class JobRegistry:
     def busy(self, gpu_index: int) -> bool:
         """Whether a live job is on a GPU (drives the simulated backend's load)."""
         with self._lock:
-            return bool(self._by_gpu.get(gpu_index))
+            return bool(self._index.by_gpu.get(gpu_index))
 
     # -- sampler side --------------------------------------------------------------------
     def attribute(
@@ -477,10 +352,10 @@ class JobRegistry:
     ) -> None:
         """Split one sampling interval's energy of one board among its live jobs."""
         with self._lock:
-            jobs = list(self._by_gpu.get(gpu_index, ()))
-            if pids and self._pid_jobs:
+            jobs = list(self._index.by_gpu.get(gpu_index, ()))
+            if pids and self._index.pid_jobs:
                 running = set(pids)
-                for r in self._pid_jobs:
+                for r in self._index.pid_jobs:
                     if running.intersection(r.spec.pids):
                         jobs.append(r)
                         if gpu_index not in r.seen_gpus:  # its baselines count this GPU now
@@ -488,27 +363,14 @@ class JobRegistry:
                             self._fill_gpu_facts(r)
             if not jobs:
                 return
-            split = self._split(gpu_index, jobs, joules, idle_joules)
+            shares = [self._index.mig_shares.get((r.job_id, gpu_index)) for r in jobs]
+            split = attribution.split(shares, joules, idle_joules)
             for r, (energy, idle) in zip(jobs, split, strict=True):
                 r.energy_joules += energy
                 r.idle_energy_joules += idle
                 if utilization is not None:
                     r.utilization_seconds += utilization * dt
                     r.busy_seconds += dt
-
-    def _split(
-        self, gpu_index: int, jobs: list[JobRecord], joules: float, idle_joules: float
-    ) -> list[tuple[float, float]]:
-        """(energy, idle part) of each job: by MIG share when every job holds MIG
-        instances of this board, else equal."""
-        shares = [self._mig_shares.get((r.job_id, gpu_index)) for r in jobs]
-        if any(s is None for s in shares):
-            return [(joules / len(jobs), idle_joules / len(jobs))] * len(jobs)
-        held = sum(s for s in shares if s is not None)
-        active = max(joules - idle_joules, 0.0)
-        return [
-            (idle_joules * s + active * s / held, idle_joules * s) for s in shares if s is not None
-        ]
 
     def checkpoint(self) -> None:
         with self._lock:
@@ -522,16 +384,9 @@ class JobRegistry:
         post. Returns the ids removed."""
         now = self._clock()
         with self._lock:
-            finished = sorted(
-                (r for r in self._jobs.values() if r.finished_at is not None),
-                key=lambda r: r.finished_at or 0.0,
+            gone = limits.expired(
+                self._jobs.values(), now, self.max_finished_jobs, self.finished_ttl_s
             )
-            excess = max(0, len(finished) - self.max_finished_jobs)
-            gone = [r.job_id for r in finished[:excess]] + [
-                r.job_id
-                for r in finished[excess:]
-                if now - (r.finished_at or now) > self.finished_ttl_s
-            ]
             for j in gone:
                 del self._jobs[j]
                 self._history.pop(j, None)
