@@ -98,21 +98,22 @@ def listen_address(value: str) -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0", port_n)
 
 
-def positive_float(value: str) -> float:
+def _number(value: str) -> float:
     try:
-        f = float(value)
+        return float(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from err
+
+
+def positive_float(value: str) -> float:
+    f = _number(value)
     if not f > 0:
         raise argparse.ArgumentTypeError(f"{value!r} must be > 0")
     return f
 
 
 def non_negative_float(value: str) -> float:
-    try:
-        f = float(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from err
+    f = _number(value)
     if not f >= 0 or f == float("inf"):
         raise argparse.ArgumentTypeError(f"{value!r} must be a finite number >= 0")
     return f
