@@ -238,7 +238,7 @@ class Job:
     def _delivered(self, request: Request, resp: Response) -> Request | None:
         if resp.status == 404 and request.what != "registration":
             return self._registration()  # the exporter lost the job (state wiped)
-        if resp.status == 409 and request.what == "heartbeat":
+        if resp.status == 409 and request.what == "heartbeat" and not self._finished:
             return self._plan_update()  # ended as lost while alive (paused): continue it
         return None
 
@@ -461,6 +461,8 @@ class Job:
             self.embedded.finish()
         if not self._uses_exporter:
             return
+        if self._sender is not None:
+            self._sender.stop_heartbeat()
         if self.posts:
             payload = FinishMarker(outcome, dict(list(self.summary.items())[:32])).as_dict()
             self._get_sender().submit(

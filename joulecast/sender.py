@@ -145,6 +145,12 @@ class Sender:
             self._ensure_thread()
             self._cond.notify_all()
 
+    def stop_heartbeat(self) -> None:
+        """No more beats (the job is ending: a beat after its finish would reopen it)."""
+        with self._cond:
+            self._beat = None
+            self._cond.notify_all()
+
     # -- delivery thread -----------------------------------------------------------------
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -189,7 +195,7 @@ class Sender:
             request = self._next()
             if request is None:
                 return
-            if request is self._beat:
+            if request.what == "heartbeat":
                 self._heartbeat(request)
                 continue
             outcome = self._attempt(request)

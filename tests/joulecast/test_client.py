@@ -351,3 +351,31 @@ def test_what_cannot_be_delivered_at_exit_is_named(tmp_path):
     )
     assert done.returncode == 0
     assert "could not be delivered" in done.stderr and "epoch 3" in done.stderr
+
+
+def test_a_beat_after_the_finish_never_reopens_the_job():
+    """The exporter answers 409 to beats of an ended job; the client, having finished it
+    itself, must not register it again (that would reopen it as a live job)."""
+    posted: list[str] = []
+    ended = False
+
+    def post(url, payload, token, timeout):
+        nonlocal ended
+        what = url.rsplit("/", 1)[-1]
+        posted.append(what)
+        if what == "finish":
+            ended = True
+        if what == "heartbeat" and ended:
+            return Response(409, {"error": "ended"})
+        time.sleep(0.01)
+        return Response(200, {})
+
+    for _ in range(20):  # the beat falls due right as the finish is delivered, in some rounds
+        posted.clear()
+        ended = False
+        with joulecast.job(
+            "b", epochs=1, url="http://127.0.0.1:1", post=post, heartbeat=0.01
+        ) as job:
+            time.sleep(0.03)
+            job.epoch_end()
+        assert posted[-1] == "finish", posted
