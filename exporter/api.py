@@ -9,6 +9,7 @@
     GET  /api/v1/jobs/{job_id}             one job with a page of its epochs -> 200
          ?epochs.offset=0&epochs.limit=1000  (at most 10,000 a page; ``epochs_page``
          says the total and the next offset)
+    POST /api/v1/sources/{source}/poll     poll a job source now (a prolog or epilog) -> 202
 
 Every bad input is a 4xx with ``{"error": "..."}``.
 """
@@ -20,7 +21,7 @@ import json
 import logging
 import sqlite3
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,9 +75,15 @@ def _error(status: int, message: str, route: str) -> ApiResponse:
 
 
 class MarkerApi:
-    def __init__(self, registry: JobRegistry, token: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: JobRegistry,
+        token: str | None = None,
+        wake: Callable[[str], bool] | None = None,
+    ) -> None:
         self._registry = registry
         self._token = token or None
+        self._wake = wake
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         if self._token is None:
@@ -89,6 +96,8 @@ class MarkerApi:
     ) -> ApiResponse:
         path, _, query = path.partition("?")
         parts = [p for p in path.split("/") if p]
+        if parts[:3] == ["api", "v1", "sources"]:
+            return self._source(method, parts[3:], headers)
         if parts[:3] != ["api", "v1", "jobs"]:
             return _error(404, f"no such endpoint: {path[:200]}", "other")
         route = (
@@ -106,6 +115,18 @@ class MarkerApi:
         except sqlite3.Error as err:
             log.error("job state could not be saved: %s", err)
             return _error(503, "job state could not be saved; the marker was not recorded", route)
+
+    def _source(self, method: str, rest: list[str], headers: Mapping[str, str]) -> ApiResponse:
+        route = "/api/v1/sources/{source}/poll"
+        if len(rest) != 2 or rest[1] != "poll":
+            return _error(404, "no such endpoint", "other")
+        if not self._authorized(headers):
+            return _error(401, "missing or wrong bearer token", route)
+        if method != "POST":
+            return _error(405, f"{method} is not allowed here", route)
+        if self._wake is None or not self._wake(rest[0]):
+            return _error(404, f"no job source '{rest[0][:64]}' is enabled", route)
+        return ApiResponse(202, {"source": rest[0], "polling": True}, route)
 
     @staticmethod
     def _json(body: bytes) -> Any:

@@ -21,6 +21,7 @@ from joulecast.exporter.collectors.gpu import GpuCollector
 from joulecast.exporter.collectors.host import HostCollector
 from joulecast.exporter.collectors.jobs import JobsCollector
 from joulecast.exporter.collectors.rapl import RaplCollector
+from joulecast.exporter.collectors.sources import SourcesCollector
 from joulecast.exporter.devices.base import DeviceError, GpuBackend, NoGpus
 from joulecast.exporter.devices.nvml import NvmlBackend, nvml_available
 from joulecast.exporter.devices.simulated import PROFILES, SimulatedBackend, load_traces
@@ -30,6 +31,8 @@ from joulecast.exporter.http import exporter_health, exporter_server, sampler_he
 from joulecast.exporter.jobs.registry import GpuDirectory, JobRegistry
 from joulecast.exporter.jobs.store import JobStore, StateStoreError
 from joulecast.exporter.sampler import Sampler
+from joulecast.exporter.sources import flags as source_flags
+from joulecast.exporter.sources.poller import SourcePoller
 from joulecast.serving.daemon import (
     ServerCollector,
     add_common_flags,
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_simulated_flags(p)
     _add_sampling_and_job_flags(p)
+    source_flags.add_flags(p)
     p.add_argument("--version", action="version", version=f"joulecast-exporter {__version__}")
     return p
 
@@ -206,6 +210,7 @@ class Exporter:
     sampler: Sampler
     server: ServiceServer
     metrics: CollectorRegistry
+    sources: SourcePoller
 
     @property
     def url(self) -> str:
@@ -214,11 +219,13 @@ class Exporter:
 
     def start(self) -> None:
         self.sampler.start()
+        self.sources.start()
         self.server.serve_in_thread()
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.sources.stop()
         self.sampler.stop()
         self.backend.close()
 
@@ -271,7 +278,10 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
         idle_power_watts=args.gpu_idle_power_watts or None,
     )
     stats = ApiStats()
+    poller = source_flags.build_poller(args, registry)
     sources: list[SourceCollector] = [GpuCollector(), JobsCollector(registry)]
+    if poller.syncs:
+        sources.append(SourcesCollector(poller))
     if args.collector_host:
         sources.append(HostCollector())
     if args.collector_rapl:
@@ -285,13 +295,13 @@ def build(args: argparse.Namespace, backend: GpuBackend | None = None) -> Export
     server = exporter_server(
         args,
         metrics,
-        MarkerApi(registry, token),
+        MarkerApi(registry, token, wake=poller.wake),
         stats,
         exporter_health(sampling, registry.store_health),
     )
     metrics.register(ServerCollector(server))
     metrics.register(RejectionsCollector(rejections, ("state", "state_row")))
-    return Exporter(backend, registry, sampler, server, metrics)
+    return Exporter(backend, registry, sampler, server, metrics, poller)
 
 
 def main(argv: list[str] | None = None) -> int:

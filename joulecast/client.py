@@ -42,6 +42,7 @@ from typing import Any
 
 from joulecast.environment import (
     gpus_from_environment,
+    job_id_from_environment,
     local_rank_from_environment,
     rank_from_environment,
 )
@@ -94,7 +95,7 @@ class Job:
 
     def __init__(
         self,
-        job_id: str,
+        job_id: str | None,
         epochs: int,
         *,
         features: Mapping[str, Any] | None = None,
@@ -111,7 +112,7 @@ class Job:
         steps: int | None = None,
         heartbeat: float | None = None,
     ) -> None:
-        self.job_id = validate_job_id(job_id)
+        self.job_id = validate_job_id(job_id or job_id_from_environment())
         self.epochs_planned = planned_epochs(epochs)
         self.steps_planned: int | None = _steps_or_none(steps)
         self.heartbeat_s = (
@@ -548,6 +549,7 @@ def _as_number(v: Any) -> float | None:
     return None
 
 
-def job(job_id: str, epochs: int, **kwargs: Any) -> Job:
-    """Create a job handle; use it as a context manager around the training loop."""
+def job(job_id: str | None, epochs: int, **kwargs: Any) -> Job:
+    """Create a job handle; use it as a context manager around the training loop.
+    ``job_id=None`` takes ``JOULECAST_JOB_ID`` or, under Slurm, the Slurm job's id."""
     return Job(job_id, epochs, **kwargs)

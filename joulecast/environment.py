@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from joulecast.schema import SchemaError, parse_gpu_selector
+from joulecast.schema import SchemaError, parse_gpu_selector, validate_job_id
 
 
 def _selector(env: Mapping[str, str], var: str) -> tuple[list[int], list[str]] | None:
@@ -67,3 +67,23 @@ def local_rank_from_environment(env: Mapping[str, str] | None = None) -> int:
         if value.isdigit():
             return int(value)
     return rank_from_environment(env)
+
+
+def job_id_from_environment(env: Mapping[str, str] | None = None) -> str | None:
+    """The job id a run takes when its script names none: ``JOULECAST_JOB_ID``, else the
+    Slurm job as Slurm prints it (``1234``, or ``1234_7`` for an array task), so that the
+    client's markers enrich the job the exporter's Slurm source found. Every ``srun`` step
+    of an allocation is the same job; a script that wants one job per step names it, e.g.
+    ``f"{os.environ['SLURM_JOB_ID']}.{os.environ['SLURM_STEP_ID']}"``."""
+    env = os.environ if env is None else env
+    array_job, task = env.get("SLURM_ARRAY_JOB_ID", ""), env.get("SLURM_ARRAY_TASK_ID", "")
+    for candidate in (
+        env.get("JOULECAST_JOB_ID", ""),
+        f"{array_job}_{task}" if array_job.isdigit() and task.isdigit() else "",
+        env.get("SLURM_JOB_ID", ""),
+    ):
+        try:
+            return validate_job_id(candidate.strip())
+        except SchemaError:
+            continue
+    return None

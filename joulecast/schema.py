@@ -58,6 +58,53 @@ class JobFeatures:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+#: Labels a scheduler gives a job, as operators group by them (``scheduler`` is the source:
+#: ``slurm``, ``kubernetes``). Bounded strings, published on ``joulecast_job_info``.
+SCHEDULER_LABELS: dict[str, int] = {
+    "scheduler": 32,
+    "user": 64,
+    "account": 64,
+    "partition": 64,
+    "job_name": 128,
+    "array_job_id": 32,
+    "array_task_id": 32,
+}
+
+
+@dataclass(frozen=True)
+class SchedulerLabels:
+    scheduler: str = ""
+    user: str = ""
+    account: str = ""
+    partition: str = ""
+    job_name: str = ""
+    array_job_id: str = ""
+    array_task_id: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+def parse_scheduler_labels(payload: Any) -> SchedulerLabels | None:
+    """The ``scheduler`` object of a registration; None when absent or empty."""
+    if payload is None:
+        return None
+    payload = _require_object(payload, "'scheduler'")
+    _reject_unknown(payload, set(SCHEDULER_LABELS), "'scheduler'")
+    values: dict[str, str] = {}
+    for name, max_len in SCHEDULER_LABELS.items():
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.fullmatch(value):
+            raise SchemaError(
+                f"'scheduler.{name}' must be printable ASCII text of at most {max_len} characters"
+            )
+        values[name] = value
+    labels = SchedulerLabels(**values)
+    return labels if labels.as_dict() else None
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """``POST /api/v1/jobs``: register a job."""
@@ -75,9 +122,13 @@ class JobSpec:
     #: The client beats every ``heartbeat_s`` s: a job without a process the exporter can
     #: see is lost when the beats stop.
     heartbeat_s: float | None = None
+    #: Set by a scheduler source (or a client that reads its scheduler's environment).
+    scheduler: SchedulerLabels | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job_id": self.job_id, "epochs_planned": self.epochs_planned}
+        if self.scheduler is not None:
+            out["scheduler"] = self.scheduler.as_dict()
         if self.start_epoch is not None:
             out["start_epoch"] = self.start_epoch
         if self.steps_planned is not None:
@@ -172,8 +223,9 @@ def _number(value: Any, name: str, lo: float, hi: float) -> float:
 
 def planned_epochs(value: Any) -> float:
     """Planned epochs: a whole number, or a fraction when training stops on a step budget
-    mid-epoch (Hugging Face ``max_steps``); at least 0.001 epochs, kept as an int if whole."""
-    n = _number(value, "epochs_planned", 0.001, MAX_EPOCHS)
+    mid-epoch (Hugging Face ``max_steps``), kept as an int if whole; 0 when not known (a job
+    found by a scheduler, before its client, if any, says)."""
+    n = _number(value, "epochs_planned", 0.0, MAX_EPOCHS)
     return int(n) if float(n).is_integer() else round(n, 3)
 
 
@@ -270,6 +322,7 @@ def parse_job_spec(payload: Any) -> JobSpec:
             "start_epoch",
             "steps_planned",
             "heartbeat_s",
+            "scheduler",
         },
         "job",
     )
@@ -301,6 +354,7 @@ def parse_job_spec(payload: Any) -> JobSpec:
         heartbeat_s=None
         if payload.get("heartbeat_s") is None
         else _number(payload["heartbeat_s"], "heartbeat_s", 0.1, 3600.0),
+        scheduler=parse_scheduler_labels(payload.get("scheduler")),
     )
 
 
@@ -352,7 +406,18 @@ def parse_epoch_marker(payload: Any) -> EpochMarker:
 
 #: What a client can say of its run's end. The exporter adds ``lost``: the job's processes
 #: (or its client's heartbeat) vanished without a finish (OOM kill, preemption, SIGKILL).
-OUTCOMES = ("finished", "failed")
+OUTCOMES = (
+    "finished",
+    "failed",
+    # what a scheduler says of a job's end (Slurm's job states)
+    "cancelled",
+    "timeout",
+    "preempted",
+    "node_fail",
+    "out_of_memory",
+)
+#: outcomes that count as a failed run (``joulecast_job_failed``)
+FAILED_OUTCOMES = frozenset({"failed", "node_fail", "out_of_memory"})
 LOST = "lost"
 
 

@@ -15,9 +15,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from joulecast.exporter.jobs.model import JobRecord
 from joulecast.exporter.jobs.registry import JobRegistry
 from joulecast.exporter.sampler import NodeSnapshot
-from joulecast.schema import NUMERIC_FEATURES, STRING_FEATURES
+from joulecast.schema import (
+    FAILED_OUTCOMES,
+    NUMERIC_FEATURES,
+    SCHEDULER_LABELS,
+    STRING_FEATURES,
+    SchedulerLabels,
+)
 
 FEATURE_LABELS = [*STRING_FEATURES, *NUMERIC_FEATURES]
+SCHEDULER_LABEL_NAMES = list(SCHEDULER_LABELS)
+NO_SCHEDULER = SchedulerLabels()
 
 
 def _fmt(value: object) -> str:
@@ -51,14 +59,22 @@ class JobsCollector:
         L = ["job_id"]
         info = GaugeMetricFamily(
             "joulecast_job_info",
-            "A job registered through the marker API, with its features as labels.",
-            labels=["job_id", "state", "gpus", "gpu_model", *FEATURE_LABELS],
+            "A job (registered through the marker API or found by a scheduler source), with "
+            "its state (running or its outcome), features and scheduler labels.",
+            labels=[
+                "job_id",
+                "state",
+                "gpus",
+                "gpu_model",
+                *FEATURE_LABELS,
+                *SCHEDULER_LABEL_NAMES,
+            ],
         )
         g = {
             name: GaugeMetricFamily(f"joulecast_job_{name}", doc, labels=L)
             for name, doc in [
                 ("epochs_completed", "Epochs completed (last epoch marker)."),
-                ("epochs_planned", "Epochs planned."),
+                ("epochs_planned", "Epochs planned (absent while not known)."),
                 ("epoch_end_energy_joules", "The job's energy counter at its last epoch end (J)."),
                 (
                     "epoch_end_timestamp_seconds",
@@ -67,7 +83,11 @@ class JobsCollector:
                 ("start_timestamp_seconds", "Wall time the job registered."),
                 ("end_timestamp_seconds", "Wall time the job finished."),
                 ("running", "1 while the job runs, 0 once it ended (finished, failed or lost)."),
-                ("failed", "1 once the job ended with an error (a crashed run), else 0."),
+                (
+                    "failed",
+                    "1 once the job ended with an error (a crashed run, node failure, out of "
+                    "memory), else 0.",
+                ),
                 (
                     "lost",
                     "1 once the job's processes vanished without a finish (killed), else 0.",
@@ -98,6 +118,7 @@ class JobsCollector:
         for r in sorted(self._registry.snapshot(), key=lambda r: r.job_id):
             lv = [r.job_id]
             feats = r.spec.features
+            sched = r.spec.scheduler or NO_SCHEDULER
             info.add_metric(
                 [
                     r.job_id,
@@ -105,18 +126,20 @@ class JobsCollector:
                     ",".join(map(str, r.gpus)),
                     ",".join(r.gpu_models),
                     *(_fmt(getattr(feats, f)) for f in FEATURE_LABELS),
+                    *(getattr(sched, f) for f in SCHEDULER_LABEL_NAMES),
                 ],
                 1.0,
             )
             g["epochs_completed"].add_metric(lv, r.epochs_completed)
-            g["epochs_planned"].add_metric(lv, r.epochs_planned)
+            if r.epochs_planned:
+                g["epochs_planned"].add_metric(lv, r.epochs_planned)
             g["epoch_end_energy_joules"].add_metric(lv, r.epoch_end_energy_joules)
             g["epoch_end_timestamp_seconds"].add_metric(lv, r.epoch_end_timestamp or r.created_at)
             g["start_timestamp_seconds"].add_metric(lv, r.created_at)
             if r.finished_at is not None:
                 g["end_timestamp_seconds"].add_metric(lv, r.finished_at)
             g["running"].add_metric(lv, 1.0 if r.live else 0.0)
-            g["failed"].add_metric(lv, 1.0 if r.outcome == "failed" else 0.0)
+            g["failed"].add_metric(lv, 1.0 if r.outcome in FAILED_OUTCOMES else 0.0)
             g["lost"].add_metric(lv, 1.0 if r.lost else 0.0)
             self._steps(g, lv, r)
             g["gpus"].add_metric(lv, len(r.gpus or r.seen_gpus))

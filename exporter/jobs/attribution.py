@@ -52,6 +52,23 @@ def index(records: Iterable[JobRecord], gpus: GpuDirectory) -> GpuIndex:
     return out
 
 
+def jobs_on(
+    idx: GpuIndex, gpu_index: int, pids: tuple[int, ...]
+) -> tuple[list[JobRecord], list[JobRecord]]:
+    """The live jobs to charge for one board, and the PID-found ones first seen on it."""
+    jobs = list(idx.by_gpu.get(gpu_index, ()))
+    fresh: list[JobRecord] = []
+    if pids and idx.pid_jobs:
+        running = set(pids)
+        for r in idx.pid_jobs:
+            if running.intersection(r.spec.pids):
+                jobs.append(r)
+                if gpu_index not in r.seen_gpus:
+                    r.seen_gpus = tuple(sorted((*r.seen_gpus, gpu_index)))
+                    fresh.append(r)
+    return jobs, fresh
+
+
 def fill_gpu_facts(r: JobRecord, gpus: GpuDirectory) -> None:
     """TDP and memory of the job's GPUs; a MIG job counts its share of the board."""
     tdp = memory = 0.0

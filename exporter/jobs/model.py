@@ -158,9 +158,10 @@ MUTABLE = (
 
 def plan_after(marker: EpochMarker, planned: float) -> float:
     """The plan once ``marker.epoch`` ended: a job that runs past its plan is planned at what
-    it ran; a fractional plan whose last, partial epoch this is stays as it is."""
+    it ran; a fractional plan whose last, partial epoch this is stays as it is; a plan not
+    known (0) stays unknown."""
     plan = marker.epochs_planned or planned
-    return plan if plan > marker.epoch - 1 else marker.epoch
+    return plan if not plan or plan > marker.epoch - 1 else marker.epoch
 
 
 def apply_changes(record: JobRecord, updated: JobRecord) -> None:

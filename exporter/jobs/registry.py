@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -40,8 +41,6 @@ class JobRegistry:
         clock: Callable[[], float] | None = None,
         processes: liveness.ProcessTable = liveness.psutil_table,
     ) -> None:
-        import time
-
         self._clock = clock or time.time
         self._processes = processes
         self.lost_after_s = lost_after_s
@@ -85,15 +84,17 @@ class JobRegistry:
             self._store.save(record, epoch_metrics)
 
     # -- API -----------------------------------------------------------------------------
-    def register(self, spec: JobSpec) -> tuple[JobRecord, bool]:
+    def register(self, spec: JobSpec, started_at: float | None = None) -> tuple[JobRecord, bool]:
         """Register a job. Returns (record, created).
 
         The same job id again continues that job: a restarted or resumed run (a finished or
         failed job is reopened), or another rank of a distributed run, whose PIDs and GPUs
         are added to the job's. ``start_epoch`` below the epochs recorded forgets the later
-        ones: the resumed run trains them again.
+        ones: the resumed run trains them again. A scheduler source gives the job's own
+        ``started_at`` (the energy before registration is not charged either way).
         """
         now = self._clock()
+        created = now if started_at is None else min(started_at, now)
         with self._lock:
             existing = self._jobs.get(spec.job_id)
             if existing is not None:
@@ -102,7 +103,7 @@ class JobRegistry:
             record = JobRecord(
                 spec=replace(spec, start_epoch=None),
                 gpus=self._resolve_gpus(spec),
-                created_at=now,
+                created_at=created,
                 epochs_planned=spec.epochs_planned,
                 steps_planned=spec.steps_planned,
                 processes=liveness.seen(spec.pids, self._processes),
@@ -137,7 +138,7 @@ class JobRegistry:
             )
         self._persist(updated)
         record.spec, record.gpus = updated.spec, updated.gpus
-        self._apply(record, updated)
+        apply_changes(record, updated)
         self._fill_gpu_facts(record)
         self._history.setdefault(record.job_id, EnergyHistory()).add(now, record.energy_joules)
         self._reindex()
@@ -195,25 +196,38 @@ class JobRegistry:
                 epochs_planned=plan_after(marker, record.epochs_planned),
             )
             self._persist(updated, dict(marker.metrics))
-            self._apply(record, updated)
+            apply_changes(record, updated)
             return replace(record)
 
-    def finish(self, job_id: str, marker: FinishMarker | None = None) -> JobRecord:
+    def finish(
+        self,
+        job_id: str,
+        marker: FinishMarker | None = None,
+        *,
+        at: float | None = None,
+        verdict: bool = False,
+    ) -> JobRecord:
+        """End a job (idempotent). A scheduler's ``verdict`` also replaces the outcome its
+        client gave (the script said finished, Slurm says it timed out in its epilog)."""
         now = self._clock()
         outcome = (marker or FinishMarker()).outcome
         with self._lock:
             record = self._get(job_id)
             if not record.live:
-                return replace(record)  # idempotent
+                if verdict and record.outcome != outcome:
+                    record.outcome = outcome
+                    self._persist(record)
+                return replace(record)
             summary = dict((marker.summary if marker else {}) or record.summary)
-            updated = replace(record, finished_at=now, outcome=outcome, summary=summary)
+            end = now if at is None else max(min(at, now), record.created_at)
+            updated = replace(record, finished_at=end, outcome=outcome, summary=summary)
             self._end(record, updated)
         self._trim_finished()
         return replace(record)
 
     def _end(self, record: JobRecord, updated: JobRecord) -> None:
         self._persist(updated)
-        self._apply(record, updated)
+        apply_changes(record, updated)
         self._history.pop(record.job_id, None)
         self._reindex()
 
@@ -251,7 +265,7 @@ class JobRegistry:
                 steps_rewindable=False,
             )
             self._persist(updated)
-            self._apply(record, updated)
+            apply_changes(record, updated)
             return replace(record)
 
     def heartbeat(self, job_id: str) -> JobRecord:
@@ -305,9 +319,6 @@ class JobRegistry:
                 if record is not None:
                     hist.add(now, record.energy_joules)
 
-    def _apply(self, record: JobRecord, updated: JobRecord) -> None:
-        apply_changes(record, updated)
-
     def get(self, job_id: str) -> JobRecord:
         with self._lock:
             return replace(self._get(job_id))
@@ -352,15 +363,9 @@ class JobRegistry:
     ) -> None:
         """Split one sampling interval's energy of one board among its live jobs."""
         with self._lock:
-            jobs = list(self._index.by_gpu.get(gpu_index, ()))
-            if pids and self._index.pid_jobs:
-                running = set(pids)
-                for r in self._index.pid_jobs:
-                    if running.intersection(r.spec.pids):
-                        jobs.append(r)
-                        if gpu_index not in r.seen_gpus:  # its baselines count this GPU now
-                            r.seen_gpus = tuple(sorted((*r.seen_gpus, gpu_index)))
-                            self._fill_gpu_facts(r)
+            jobs, fresh = attribution.jobs_on(self._index, gpu_index, pids)
+            for r in fresh:  # its baselines count this GPU now
+                self._fill_gpu_facts(r)
             if not jobs:
                 return
             shares = [self._index.mig_shares.get((r.job_id, gpu_index)) for r in jobs]

@@ -17,13 +17,14 @@ MAX_PIDS = 1024
 def merged_spec(old: JobSpec, new: JobSpec) -> JobSpec:
     return replace(
         old,
-        epochs_planned=new.epochs_planned,
+        epochs_planned=new.epochs_planned or old.epochs_planned,
         gpus=tuple(dict.fromkeys(old.gpus + new.gpus)),
         gpu_uuids=tuple(dict.fromkeys(old.gpu_uuids + new.gpu_uuids)),
         pids=tuple(dict.fromkeys(old.pids + new.pids))[-MAX_PIDS:],
         features=new.features if new.features.as_dict() else old.features,
         steps_planned=new.steps_planned or old.steps_planned,
         heartbeat_s=new.heartbeat_s or old.heartbeat_s,
+        scheduler=new.scheduler or old.scheduler,
     )
 
 
@@ -39,7 +40,7 @@ def continued(
         spec=merged,
         finished_at=None,
         outcome=None,
-        epochs_planned=spec.epochs_planned,
+        epochs_planned=merged.epochs_planned,
         steps_planned=merged.steps_planned,
         steps_rewindable=True,
         processes=tuple(dict.fromkeys(running + fresh))[-MAX_PIDS:],

@@ -88,7 +88,6 @@ def test_a_node_whose_series_vanish_keeps_its_part_then_counts_as_gone():
     assert not st.running and st.energy_j == 180.0
 
 
-
 def test_past_the_cap_new_jobs_are_left_out_running_ones_first_and_counted():
     samples = []
     for i in range(6):  # j0, j2, j4 run; j1, j3, j5 have finished

@@ -49,8 +49,8 @@ def test_register_mark_finish_list(exp):
         ({"job_id": "a"}, "'epochs_planned' is required"),
         ({"job_id": "a", "epochs_planned": "ten"}, "must be a number"),
         ({"job_id": "a", "epochs_planned": True}, "must be a number"),
-        ({"job_id": "a", "epochs_planned": -3}, "between 0.001 and"),
-        ({"job_id": "a", "epochs_planned": 10**12}, "between 0.001 and"),
+        ({"job_id": "a", "epochs_planned": -3}, "between 0 and"),
+        ({"job_id": "a", "epochs_planned": 10**12}, "between 0 and"),
         ({"job_id": "a", "epochs_planned": float("nan")}, "must be finite"),
         ({"job_id": "a b", "epochs_planned": 5}, "'job_id' must be"),
         ({"job_id": 'x"}\n', "epochs_planned": 5}, "'job_id' must be"),
@@ -239,7 +239,11 @@ def test_fractional_plans_and_overruns(exp):
     for e in (1, 2, 3):
         code, body = post(exp, "/api/v1/jobs/over/epochs", {"epoch": e})
     assert body["epochs_planned"] == 3
-    assert post(exp, "/api/v1/jobs", {"job_id": "zero", "epochs_planned": 0})[0] == 400
+    # 0: the plan is not known (yet); epochs ran do not make it up
+    assert post(exp, "/api/v1/jobs", {"job_id": "zero", "epochs_planned": 0})[0] == 201
+    code, body = post(exp, "/api/v1/jobs/zero/epochs", {"epoch": 1})
+    assert code == 200 and body["epochs_planned"] == 0
+    assert post(exp, "/api/v1/jobs", {"job_id": "neg", "epochs_planned": -1})[0] == 400
 
 
 def test_step_heartbeat_and_summary_errors(exp):

@@ -1,0 +1,97 @@
+"""Apply one poll of a job source to the registry.
+
+* A running job the registry does not know is registered, from the start time the
+  source gives. One the registry knows (its client registered first) gains the
+  scheduler's labels; one its client already finished is never reopened.
+* An ended job is finished at the source's end time with the source's outcome, which
+  replaces the outcome its client gave (the scheduler's word is final: the script said
+  finished, Slurm killed it at its time limit).
+* A live job this source registered that is absent from ``missing_polls`` polls in a row
+  (the controller forgot it, or it ended while the exporter was down and was purged)
+  ends as ``lost``.
+* A job first seen already ended was never charged on this node: it is counted
+  (``missed``), not published with an energy it did not measure.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from joulecast.exporter.jobs.model import JobError, JobRecord, UnknownJob
+from joulecast.exporter.jobs.registry import JobRegistry
+from joulecast.exporter.sources.base import FoundJob, JobSource
+from joulecast.schema import LOST, FinishMarker
+
+log = logging.getLogger("joulecast.exporter")
+
+
+@dataclass
+class SyncCounts:
+    registered: int = 0
+    ended: int = 0
+    lost: int = 0
+    missed: int = 0
+    refused: int = 0  # jobs the registry refused (a GPU this node does not have)
+
+
+@dataclass
+class SourceSync:
+    registry: JobRegistry
+    source: JobSource
+    missing_polls: int = 2
+    counts: SyncCounts = field(default_factory=SyncCounts)
+    _absent: dict[str, int] = field(default_factory=dict)
+
+    def apply(self, found: list[FoundJob]) -> None:
+        seen = set()
+        for job in found:
+            seen.add(job.spec.job_id)
+            record = self._record(job.spec.job_id)
+            if job.outcome is None:
+                self._running(job, record)
+            else:
+                self._ended(job, record)
+        self._forget_absent(seen)
+
+    def _record(self, job_id: str) -> JobRecord | None:
+        try:
+            return self.registry.get(job_id)
+        except UnknownJob:
+            return None
+
+    def _running(self, job: FoundJob, record: JobRecord | None) -> None:
+        if record is not None and (not record.live or record.spec.scheduler is not None):
+            return
+        try:
+            self.registry.register(job.spec, started_at=job.started_at)
+        except JobError as err:
+            self.counts.refused += 1
+            log.warning("%s job %s not tracked: %s", self.source.name, job.spec.job_id, err)
+            return
+        if record is None:
+            self.counts.registered += 1
+
+    def _ended(self, job: FoundJob, record: JobRecord | None) -> None:
+        if record is None:
+            self.counts.missed += 1  # started and ended between two polls: not measured
+            return
+        if not record.live and record.outcome == job.outcome:
+            return
+        outcome = job.outcome or "finished"
+        self.registry.finish(job.spec.job_id, FinishMarker(outcome), at=job.ended_at, verdict=True)
+        self.counts.ended += record.live
+
+    def _forget_absent(self, seen: set[str]) -> None:
+        for record in self.registry.snapshot():
+            mine = record.spec.scheduler is not None and (
+                record.spec.scheduler.scheduler == self.source.name
+            )
+            if not mine or not record.live or record.job_id in seen:
+                self._absent.pop(record.job_id, None)
+                continue
+            self._absent[record.job_id] = misses = self._absent.get(record.job_id, 0) + 1
+            if misses >= self.missing_polls:
+                self.registry.finish(record.job_id, FinishMarker(LOST), verdict=True)
+                self._absent.pop(record.job_id, None)
+                self.counts.lost += 1
