@@ -7,10 +7,27 @@ returned to the user as a 4xx body.
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from joulecast.fields import LABEL_SAFE as LABEL_SAFE
+from joulecast.fields import SchemaError as SchemaError
+from joulecast.fields import (
+    int_in,
+    int_list,
+    number_in,
+    optional_int,
+    reject_unknown,
+    require_object,
+)
+from joulecast.labels import NUMERIC_FEATURES as NUMERIC_FEATURES
+from joulecast.labels import SCHEDULER_LABELS as SCHEDULER_LABELS
+from joulecast.labels import STRING_FEATURES as STRING_FEATURES
+from joulecast.labels import JobFeatures as JobFeatures
+from joulecast.labels import SchedulerLabels as SchedulerLabels
+from joulecast.labels import parse_features as parse_features
+from joulecast.labels import parse_scheduler_labels
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 MAX_EPOCHS = 100_000  # a job's epochs (plan and markers); step-based runs count steps
@@ -20,89 +37,6 @@ MAX_GPU_INDEX = 1023
 MAX_GPUS_PER_JOB = 256
 MAX_PIDS_PER_JOB = 1024
 MAX_PID = 2**22
-
-#: Numeric job features: name -> (minimum, maximum, integer?). Bounds reject typos
-#: (a batch size of 1e12) without constraining real workloads.
-NUMERIC_FEATURES: dict[str, tuple[float, float, bool]] = {
-    "model_gflops": (0.0, 1e9, False),  # forward-pass GFLOPs per sample
-    "batch_size": (1, 1e7, True),
-    "input_height": (1, 1e6, True),
-    "input_width": (1, 1e6, True),
-    "train_samples": (0, 1e13, True),
-    "eval_samples": (0, 1e13, True),
-    "host_ram_gb": (0.0, 1e6, False),
-    "budget_kwh": (0.0, 1e9, False),  # per-job energy budget used by the alert rules
-}
-STRING_FEATURES: dict[str, int] = {"model_name": 128, "dataset": 128}
-LABEL_SAFE = re.compile(r"^[\x20-\x7e]*$")
-
-
-class SchemaError(ValueError):
-    """A payload does not match the schema. The message says which field and why."""
-
-
-@dataclass(frozen=True)
-class JobFeatures:
-    model_gflops: float | None = None
-    batch_size: int | None = None
-    input_height: int | None = None
-    input_width: int | None = None
-    train_samples: int | None = None
-    eval_samples: int | None = None
-    host_ram_gb: float | None = None
-    budget_kwh: float | None = None
-    model_name: str | None = None
-    dataset: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-#: Labels a scheduler gives a job, as operators group by them (``scheduler`` is the source:
-#: ``slurm``, ``kubernetes``). Bounded strings, published on ``joulecast_job_info``.
-SCHEDULER_LABELS: dict[str, int] = {
-    "scheduler": 32,
-    "user": 64,
-    "account": 64,
-    "partition": 64,
-    "job_name": 128,
-    "array_job_id": 32,
-    "array_task_id": 32,
-}
-
-
-@dataclass(frozen=True)
-class SchedulerLabels:
-    scheduler: str = ""
-    user: str = ""
-    account: str = ""
-    partition: str = ""
-    job_name: str = ""
-    array_job_id: str = ""
-    array_task_id: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v}
-
-
-def parse_scheduler_labels(payload: Any) -> SchedulerLabels | None:
-    """The ``scheduler`` object of a registration; None when absent or empty."""
-    if payload is None:
-        return None
-    payload = _require_object(payload, "'scheduler'")
-    _reject_unknown(payload, set(SCHEDULER_LABELS), "'scheduler'")
-    values: dict[str, str] = {}
-    for name, max_len in SCHEDULER_LABELS.items():
-        value = payload.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.fullmatch(value):
-            raise SchemaError(
-                f"'scheduler.{name}' must be printable ASCII text of at most {max_len} characters"
-            )
-        values[name] = value
-    labels = SchedulerLabels(**values)
-    return labels if labels.as_dict() else None
 
 
 @dataclass(frozen=True)
@@ -188,51 +122,12 @@ class StepMarker:
         return out
 
 
-def _require_object(payload: Any, what: str) -> dict[str, Any]:
-    if not isinstance(payload, dict):
-        raise SchemaError(f"{what} must be a JSON object")
-    return payload
-
-
-def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    # bool is an int subclass in Python; true/false is never a count.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SchemaError(f"'{name}' must be an integer")
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise SchemaError(f"'{name}' must be an integer")
-        value = int(value)
-    if not lo <= value <= hi:  # also an integer far beyond any float
-        raise SchemaError(f"'{name}' must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _number(value: Any, name: str, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SchemaError(f"'{name}' must be a number")
-    try:
-        value = float(value)
-    except OverflowError:
-        raise SchemaError(f"'{name}' is out of range") from None
-    if not math.isfinite(value):
-        raise SchemaError(f"'{name}' must be finite")
-    if not lo <= value <= hi:
-        raise SchemaError(f"'{name}' must be between {lo:g} and {hi:g}, got {value:g}")
-    return value
-
-
 def planned_epochs(value: Any) -> float:
     """Planned epochs: a whole number, or a fraction when training stops on a step budget
     mid-epoch (Hugging Face ``max_steps``), kept as an int if whole; 0 when not known (a job
     found by a scheduler, before its client, if any, says)."""
-    n = _number(value, "epochs_planned", 0.0, MAX_EPOCHS)
+    n = number_in(value, "epochs_planned", 0.0, MAX_EPOCHS)
     return int(n) if float(n).is_integer() else round(n, 3)
-
-
-def _reject_unknown(payload: dict[str, Any], allowed: set[str], what: str) -> None:
-    unknown = sorted(set(payload) - allowed)
-    if unknown:
-        raise SchemaError(f"unknown field(s) in {what}: {', '.join(map(str, unknown))}")
 
 
 def validate_job_id(job_id: Any) -> str:
@@ -242,44 +137,6 @@ def validate_job_id(job_id: Any) -> str:
             "starting with a letter or digit"
         )
     return job_id
-
-
-def parse_features(payload: Any) -> JobFeatures:
-    if payload is None:
-        return JobFeatures()
-    payload = _require_object(payload, "'features'")
-    _reject_unknown(payload, set(NUMERIC_FEATURES) | set(STRING_FEATURES), "'features'")
-    values: dict[str, Any] = {}
-    for name, (lo, hi, integer) in NUMERIC_FEATURES.items():
-        if payload.get(name) is None:
-            continue
-        key = f"features.{name}"
-        values[name] = (
-            _int(payload[name], key, int(lo), int(hi))
-            if integer
-            else _number(payload[name], key, lo, hi)
-        )
-    for name, max_len in STRING_FEATURES.items():
-        value = payload.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.fullmatch(value):
-            raise SchemaError(
-                f"'features.{name}' must be printable ASCII text of at most {max_len} characters"
-            )
-        values[name] = value
-    return JobFeatures(**values)
-
-
-def _int_list(value: Any, name: str, hi: int, max_len: int) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise SchemaError(f"'{name}' must be a list of integers")
-    if len(value) > max_len:
-        raise SchemaError(f"'{name}' has more than {max_len} entries")
-    items = tuple(_int(v, f"{name}[]", 0, hi) for v in value)
-    if len(set(items)) != len(items):
-        raise SchemaError(f"'{name}' has duplicate entries")
-    return items
 
 
 def parse_gpu_selector(value: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
@@ -302,15 +159,15 @@ def parse_gpu_selector(value: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
                 raise SchemaError(f"'gpus' entry {v[:90]!r} is neither an index nor a GPU/MIG UUID")
             uuids.append(v)
         else:
-            indices.append(_int(v, "gpus[]", 0, MAX_GPU_INDEX))
+            indices.append(int_in(v, "gpus[]", 0, MAX_GPU_INDEX))
     if len(set(indices)) != len(indices) or len(set(uuids)) != len(uuids):
         raise SchemaError("'gpus' has duplicate entries")
     return tuple(indices), tuple(uuids)
 
 
 def parse_job_spec(payload: Any) -> JobSpec:
-    payload = _require_object(payload, "job")
-    _reject_unknown(
+    payload = require_object(payload, "job")
+    reject_unknown(
         payload,
         {
             "job_id",
@@ -339,7 +196,7 @@ def parse_job_spec(payload: Any) -> JobSpec:
         uuids = tuple(dict.fromkeys(uuids + more))
     pids: tuple[int, ...] = ()
     if payload.get("pids") is not None:
-        pids = _int_list(payload["pids"], "pids", MAX_PID, MAX_PIDS_PER_JOB)
+        pids = int_list(payload["pids"], "pids", MAX_PID, MAX_PIDS_PER_JOB)
     return JobSpec(
         job_id=validate_job_id(payload["job_id"]),
         epochs_planned=planned_epochs(payload["epochs_planned"]),
@@ -349,58 +206,54 @@ def parse_job_spec(payload: Any) -> JobSpec:
         features=parse_features(payload.get("features")),
         start_epoch=None
         if payload.get("start_epoch") is None
-        else _int(payload["start_epoch"], "start_epoch", 0, MAX_EPOCHS),
-        steps_planned=_optional_int(payload, "steps_planned", 1, MAX_STEPS),
+        else int_in(payload["start_epoch"], "start_epoch", 0, MAX_EPOCHS),
+        steps_planned=optional_int(payload, "steps_planned", 1, MAX_STEPS),
         heartbeat_s=None
         if payload.get("heartbeat_s") is None
-        else _number(payload["heartbeat_s"], "heartbeat_s", 0.1, 3600.0),
+        else number_in(payload["heartbeat_s"], "heartbeat_s", 0.1, 3600.0),
         scheduler=parse_scheduler_labels(payload.get("scheduler")),
     )
-
-
-def _optional_int(payload: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
-    return None if payload.get(name) is None else _int(payload[name], name, lo, hi)
 
 
 def _metrics(raw: Any, what: str) -> dict[str, float]:
     metrics: dict[str, float] = {}
     if raw is None:
         return metrics
-    raw = _require_object(raw, f"'{what}'")
+    raw = require_object(raw, f"'{what}'")
     if len(raw) > 32:
         raise SchemaError(f"'{what}' has more than 32 entries")
     for k, v in raw.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(k)):
             raise SchemaError(f"'{what}' key {str(k)[:70]!r} is not a valid name")
-        metrics[k] = _number(v, f"{what}.{k}", -1e30, 1e30)
+        metrics[k] = number_in(v, f"{what}.{k}", -1e30, 1e30)
     return metrics
 
 
 def parse_step_marker(payload: Any) -> StepMarker:
-    payload = _require_object(payload, "step marker")
-    _reject_unknown(payload, {"step", "steps_planned", "tokens", "time"}, "step marker")
+    payload = require_object(payload, "step marker")
+    reject_unknown(payload, {"step", "steps_planned", "tokens", "time"}, "step marker")
     if "step" not in payload:
         raise SchemaError("'step' is required")
     return StepMarker(
-        step=_int(payload["step"], "step", 1, MAX_STEPS),
-        steps_planned=_optional_int(payload, "steps_planned", 1, MAX_STEPS),
-        tokens=_optional_int(payload, "tokens", 0, MAX_TOKENS),
-        time=None if payload.get("time") is None else _number(payload["time"], "time", 0, 1e11),
+        step=int_in(payload["step"], "step", 1, MAX_STEPS),
+        steps_planned=optional_int(payload, "steps_planned", 1, MAX_STEPS),
+        tokens=optional_int(payload, "tokens", 0, MAX_TOKENS),
+        time=None if payload.get("time") is None else number_in(payload["time"], "time", 0, 1e11),
     )
 
 
 def parse_epoch_marker(payload: Any) -> EpochMarker:
-    payload = _require_object(payload, "epoch marker")
-    _reject_unknown(payload, {"epoch", "metrics", "epochs_planned", "time"}, "epoch marker")
+    payload = require_object(payload, "epoch marker")
+    reject_unknown(payload, {"epoch", "metrics", "epochs_planned", "time"}, "epoch marker")
     if "epoch" not in payload:
         raise SchemaError("'epoch' is required")
     metrics = _metrics(payload.get("metrics"), "metrics")
     planned = payload.get("epochs_planned")
     return EpochMarker(
-        epoch=_int(payload["epoch"], "epoch", 1, MAX_EPOCHS),
+        epoch=int_in(payload["epoch"], "epoch", 1, MAX_EPOCHS),
         metrics=metrics,
         epochs_planned=None if planned is None else planned_epochs(planned),
-        time=None if payload.get("time") is None else _number(payload["time"], "time", 0, 1e11),
+        time=None if payload.get("time") is None else number_in(payload["time"], "time", 0, 1e11),
     )
 
 
@@ -440,8 +293,8 @@ class FinishMarker:
 def parse_finish(payload: Any) -> FinishMarker:
     if payload is None:
         return FinishMarker()
-    payload = _require_object(payload, "finish marker")
-    _reject_unknown(payload, {"outcome", "summary"}, "finish marker")
+    payload = require_object(payload, "finish marker")
+    reject_unknown(payload, {"outcome", "summary"}, "finish marker")
     outcome = payload.get("outcome", "finished")
     if outcome not in OUTCOMES:
         raise SchemaError(f"'outcome' must be one of {', '.join(OUTCOMES)}")
