@@ -16,7 +16,7 @@ from dataclasses import replace
 from joulecast.exporter.jobs import attribution, limits, liveness, resume
 from joulecast.exporter.jobs.attribution import GpuIndex
 from joulecast.exporter.jobs.gpus import GpuDirectory
-from joulecast.exporter.jobs.history import EnergyHistory, energy_at
+from joulecast.exporter.jobs.history import EnergyHistory, energy_at, rewound
 from joulecast.exporter.jobs.model import (
     Conflict,
     JobRecord,
@@ -74,8 +74,7 @@ class JobRegistry:
         return attribution.resolve_gpus(spec, self._gpus)
 
     def _get(self, job_id: str) -> JobRecord:
-        record = self._jobs.get(job_id)
-        if record is None:
+        if (record := self._jobs.get(job_id)) is None:
             raise UnknownJob(f"unknown job '{job_id}'")
         return record
 
@@ -144,14 +143,11 @@ class JobRegistry:
         self._reindex()
         return replace(record)
 
-    def _energy_at(self, record: JobRecord, at: float | None, now: float) -> tuple[float, float]:
-        return energy_at(self._history.get(record.job_id), record.energy_joules, at, now)
-
     def _charge(self, record: JobRecord, at: float | None, now: float) -> tuple[float, float]:
         """(energy, timestamp) of a marker that ended at ``at``; a marker is a heartbeat too."""
         if record.spec.heartbeat_s:
             record.last_heartbeat = now
-        return self._energy_at(record, at, now)
+        return energy_at(self._history.get(record.job_id), record.energy_joules, at, now)
 
     @staticmethod
     def _require_live(record: JobRecord) -> None:
@@ -207,19 +203,22 @@ class JobRegistry:
         at: float | None = None,
         verdict: bool = False,
     ) -> JobRecord:
-        """End a job (idempotent). A scheduler's ``verdict`` also replaces the outcome its
-        client gave (the script said finished, Slurm says it timed out in its epilog)."""
+        """End a job (idempotent), charged up to ``at``; a scheduler's ``verdict`` also
+        replaces the outcome its client gave."""
         now = self._clock()
         outcome = (marker or FinishMarker()).outcome
         with self._lock:
             record = self._get(job_id)
-            if not record.live:
+            if not record.live:  # idempotent; a verdict corrects the outcome
                 if verdict and record.outcome != outcome:
                     record.outcome = outcome
                     self._persist(record)
                 return replace(record)
             summary = dict((marker.summary if marker else {}) or record.summary)
             end = now if at is None else max(min(at, now), record.created_at)
+            record.energy_joules, record.idle_energy_joules = rewound(
+                record, self._history.get(job_id), end, now
+            )
             updated = replace(record, finished_at=end, outcome=outcome, summary=summary)
             self._end(record, updated)
         self._trim_finished()
@@ -259,9 +258,9 @@ class JobRegistry:
                 step_end_energy_joules=energy,
                 step_end_timestamp=at,
                 steps_planned=marker.steps_planned or record.steps_planned,
-                tokens_completed=marker.tokens
-                if marker.tokens is not None
-                else record.tokens_completed,
+                tokens_completed=record.tokens_completed
+                if marker.tokens is None
+                else marker.tokens,
                 steps_rewindable=False,
             )
             self._persist(updated)
@@ -324,8 +323,7 @@ class JobRegistry:
             return replace(self._get(job_id))
 
     def epochs(self, job_id: str) -> list[dict]:
-        """Every stored epoch of the job, in order."""
-        return self.epoch_page(job_id)[0]
+        return self.epoch_page(job_id)[0]  # every stored epoch of the job, in order
 
     def epoch_page(self, job_id: str, offset: int = 0, limit: int = -1) -> tuple[list[dict], int]:
         """A page of the job's stored epochs and their total."""
@@ -340,7 +338,7 @@ class JobRegistry:
         return self._store.healthy() if self._store is not None else (True, "no state store")
 
     def store_write_failures(self) -> int:
-        return self._store.write_failures if self._store is not None else 0
+        return 0 if self._store is None else self._store.write_failures
 
     def live_count(self) -> int:
         with self._lock:

@@ -70,9 +70,11 @@ class SlurmSource:
         return [f for f in (self.found(j) for j in jobs) if f is not None]
 
     def found(self, job: SlurmJob) -> FoundJob | None:
-        """The job as this node's source reports it; None when it holds no GPU here."""
+        """The job as this node's source reports it: a running one when it holds GPUs
+        here; every ended one (Slurm forgets where an ended job ran: the sync keeps those
+        it tracks); None otherwise."""
         gpus = job.gpus_by_node.get(self.node, ())
-        if job.pending or not gpus:
+        if job.pending or (job.running and not gpus):
             return None
         spec = JobSpec(
             job_id=job.job_id,

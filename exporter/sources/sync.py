@@ -10,7 +10,8 @@
   (the controller forgot it, or it ended while the exporter was down and was purged)
   ends as ``lost``.
 * A job first seen already ended was never charged on this node: it is counted
-  (``missed``), not published with an energy it did not measure.
+  (``missed``) when the source says it ran here, never published with an energy it did
+  not measure. Ended jobs the registry does not know (other nodes') are ignored.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class SourceSync:
 
     def _ended(self, job: FoundJob, record: JobRecord | None) -> None:
         if record is None:
-            self.counts.missed += 1  # started and ended between two polls: not measured
+            if job.spec.gpus:  # ran here, started and ended between two polls: not measured
+                self.counts.missed += 1
             return
         if not record.live and record.outcome == job.outcome:
             return
