@@ -145,7 +145,9 @@ class SlurmCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start_slurm(gpus: int = 4, extra: str = "") -> SlurmCluster:
+def start_slurm(
+    gpus: int = 4, extra: str = "", daemon_env: dict[str, str] | None = None
+) -> SlurmCluster:
     missing = [b for b in NEEDED if shutil.which(b) is None]
     if missing:
         pytest.skip(f"Slurm is not installed ({', '.join(missing)}: Debian's slurm-wlm and munge)")
@@ -201,7 +203,12 @@ def start_slurm(gpus: int = 4, extra: str = "") -> SlurmCluster:
     for argv in (["slurmctld", "-D", "-c", "-f", conf], ["slurmd", "-D", "-N", NODE, "-f", conf]):
         out = (d / f"{argv[0]}.out").open("w")
         cluster.procs.append(
-            subprocess.Popen(argv, env=cluster.env, stdout=out, stderr=subprocess.STDOUT)
+            subprocess.Popen(
+                argv,
+                env={**cluster.env, **(daemon_env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         )
         time.sleep(0.5)
 

@@ -3,15 +3,20 @@ every kind of job is found, labelled, ended with Slurm's outcome, and charged on
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import scrape
 from tests.slurmcluster import NODE, SlurmCluster, start_slurm
+from tests.stack import ROOT, free_port
 
 pytestmark = pytest.mark.integration
+HOOK_PORT = free_port()  # the exporter the prolog and epilog wake
 
 CLIENT = (
     f"{sys.executable} -c 'import joulecast,time\n"
@@ -23,9 +28,14 @@ CLIENT = (
 
 @pytest.fixture(scope="module")
 def slurm() -> SlurmCluster:
-    cluster = start_slurm(gpus=4)
+    hooks = Path(tempfile.mkdtemp(prefix="joulecast-hooks-"))
+    hook = hooks / "joulecast-prolog"
+    shutil.copy(ROOT / "deploy" / "slurm" / "joulecast-prolog", hook)
+    (hooks / "joulecast-prolog.env").write_text(f"JOULECAST_URL=http://127.0.0.1:{HOOK_PORT}\n")
+    cluster = start_slurm(gpus=4, extra=f"Prolog={hook}\nEpilog={hook}")
     yield cluster
     cluster.stop()
+    shutil.rmtree(hooks, ignore_errors=True)
 
 
 def _wait(check, what: str, timeout: float = 120.0):
@@ -131,3 +141,23 @@ def test_every_kind_of_slurm_job_is_found_labelled_ended_and_charged_once(slurm,
     (line,) = [x for x in text.splitlines() if x.startswith(registered)]
     assert float(line.split()[-1]) in (7.0, 8.0)
     assert 'joulecast_source_poll_errors_total{source="slurm"} 0.0' in text
+
+
+def test_the_prolog_and_epilog_make_a_short_job_seen_at_once(slurm, make_exporter):
+    """With a poll interval far longer than the job, the hooks alone make the exporter see
+    a 3 s job start and end, with its outcome."""
+    exp = make_exporter(
+        "--web.listen-address", f"127.0.0.1:{HOOK_PORT}",
+        "--backend", "simulated", "--simulated.gpus", "4",
+        "--source.slurm", "--slurm.node-name", NODE,
+        "--slurm.squeue-command", slurm.squeue_command,
+        "--sources.poll-interval", "300",
+    )  # fmt: skip
+    time.sleep(1.0)  # the first poll, at start, is done
+    job = slurm.sbatch("--gres=gpu:1", "-A", "ml", "-J", "short", "--wrap", "sleep 3")
+    running = _wait(lambda: _record(exp, job), "the job, woken by the prolog", timeout=30)
+    assert running.live
+    ended = _wait(
+        lambda: (r := _record(exp, job)) is not None and not r.live and r, "its end", timeout=30
+    )
+    assert ended.outcome == "finished" and ended.energy_joules > 0
