@@ -149,6 +149,7 @@ def build(args: argparse.Namespace) -> Service:
         config,
         pre_models=pre_models,
         queue=queue,
+        pending=queue_flags.slurm_queue(args),
         retrainer=retrainer,
         ratings=ratings,
         rejections=rejections,

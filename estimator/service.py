@@ -25,8 +25,9 @@ from joulecast.estimator.pre.model import Forecast
 from joulecast.estimator.pre.stage import PreStage
 from joulecast.estimator.prometheus.client import PromClient, PromError
 from joulecast.estimator.prometheus.queries import TsdbView, fetch_cycle
+from joulecast.estimator.queue.slurm import SlurmQueue, SlurmQueueError
 from joulecast.estimator.queue.stage import forecast_queue
-from joulecast.estimator.queue.store import QueueStore
+from joulecast.estimator.queue.store import QueuedJob, QueueStore
 from joulecast.estimator.step.baselines import BaselineConfig
 from joulecast.estimator.step.stage import JobResult, StepSettings, StepStage
 from joulecast.estimator.step.trackrecord import ErrorEntry
@@ -92,6 +93,7 @@ class Estimator:
         clock: Callable[[], float] = time.time,
         pre_models: Mapping[str, Any] | None = None,
         queue: QueueStore | None = None,
+        pending: SlurmQueue | None = None,
         retrainer: Retrainer | None = None,
         ratings: Mapping[str, Mapping[str, float]] | None = None,
         rejections: FileRejections | None = None,
@@ -99,6 +101,7 @@ class Estimator:
         self.client = client
         self.config = config
         self.queue = queue
+        self.pending = pending
         self.book = JobBook(ttl_s=config.finished_ttl_s, max_jobs=config.max_jobs)
         self.step = StepStage(config.step_settings())
         self.pre = PreStage(pre_models, retrainer, ratings)
@@ -133,10 +136,21 @@ class Estimator:
             self.client,
             window,
             now,
-            fleet=self.pre.enabled and self.queue is not None,
+            fleet=self.pre.enabled and (self.queue is not None or self.pending is not None),
             carbon_query=cfg.carbon_query,
             carbon_default=cfg.carbon_intensity,
         )
+
+    def _queued(self) -> list[QueuedJob]:
+        """The queue directory's jobs and Slurm's pending ones (a failed read is counted)."""
+        jobs = self.queue.jobs() if self.queue is not None else []
+        if self.pending is not None:
+            try:
+                jobs += self.pending.jobs()
+            except SlurmQueueError as err:
+                log.warning("Slurm's pending queue not read: %s", err)
+                self._errors["slurm_queue"] = self._errors.get("slurm_queue", 0) + 1
+        return jobs
 
     def cycle(self) -> EstimatorSnapshot:
         start = time.perf_counter()
@@ -157,8 +171,8 @@ class Estimator:
             )
         jobs = self.step.project_all(self.pre.for_running if self.pre.enabled else None)
         queue = (
-            forecast_queue(self.queue, tsdb.fleet_gpus, self.pre.forecast)
-            if self.pre.enabled and self.queue is not None
+            forecast_queue(self._queued(), tsdb.fleet_gpus, self.pre.forecast)
+            if self.pre.enabled
             else {}
         )
         finished = self.step.evaluate_finished(now)

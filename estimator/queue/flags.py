@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
+from joulecast.estimator.queue.slurm import SlurmQueue
 from joulecast.estimator.queue.store import MAX_QUEUE, QueueStore
 from joulecast.serving.files import FileRejections
 from joulecast.serving.flags import add_flag, positive_int
@@ -25,6 +27,23 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="Queued jobs accepted (429 past it), so forecasts and /metrics stay bounded",
     )
+    add_flag(
+        g,
+        "--queue.slurm",
+        default=False,
+        boolean=True,
+        help="Forecast Slurm's pending jobs too (their --comment states the plan; docs/slurm.md)",
+    )
+    add_flag(
+        g,
+        "--queue.slurm-command",
+        default="squeue --json",
+        help="Command that prints the controller's jobs as JSON",
+    )
+
+
+def slurm_queue(args: argparse.Namespace) -> SlurmQueue | None:
+    return SlurmQueue(shlex.split(args.queue_slurm_command)) if args.queue_slurm else None
 
 
 def queue_store(
