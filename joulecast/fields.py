@@ -66,3 +66,18 @@ def int_list(value: Any, name: str, hi: int, max_len: int) -> tuple[int, ...]:
     if len(set(items)) != len(items):
         raise SchemaError(f"'{name}' has duplicate entries")
     return items
+
+
+def label_texts(payload: dict[str, Any], limits: dict[str, int], prefix: str) -> dict[str, str]:
+    """The printable-ASCII texts of ``payload`` named in ``limits`` (name -> max length)."""
+    out: dict[str, str] = {}
+    for name, max_len in limits.items():
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.fullmatch(value):
+            raise SchemaError(
+                f"'{prefix}.{name}' must be printable ASCII text of at most {max_len} characters"
+            )
+        out[name] = value
+    return out

@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from joulecast.fields import (
-    LABEL_SAFE,
-    SchemaError,
     int_in,
+    label_texts,
     number_in,
     reject_unknown,
     require_object,
@@ -62,15 +61,7 @@ def parse_features(payload: Any) -> JobFeatures:
             if integer
             else number_in(payload[name], key, lo, hi)
         )
-    for name, max_len in STRING_FEATURES.items():
-        value = payload.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.fullmatch(value):
-            raise SchemaError(
-                f"'features.{name}' must be printable ASCII text of at most {max_len} characters"
-            )
-        values[name] = value
+    values.update(label_texts(payload, STRING_FEATURES, "features"))
     return JobFeatures(**values)
 
 
@@ -107,15 +98,5 @@ def parse_scheduler_labels(payload: Any) -> SchedulerLabels | None:
         return None
     payload = require_object(payload, "'scheduler'")
     reject_unknown(payload, set(SCHEDULER_LABELS), "'scheduler'")
-    values: dict[str, str] = {}
-    for name, max_len in SCHEDULER_LABELS.items():
-        value = payload.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str) or len(value) > max_len or not LABEL_SAFE.fullmatch(value):
-            raise SchemaError(
-                f"'scheduler.{name}' must be printable ASCII text of at most {max_len} characters"
-            )
-        values[name] = value
-    labels = SchedulerLabels(**values)
+    labels = SchedulerLabels(**label_texts(payload, SCHEDULER_LABELS, "scheduler"))
     return labels if labels.as_dict() else None

@@ -19,7 +19,10 @@ Names and conventions:
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +61,30 @@ _GPU_REQUEST = re.compile(r"gpu(?::[^:,]+)?:(\d+)")
 
 class SlurmFormatError(ValueError):
     """What squeue printed is not the JSON it should be."""
+
+
+class SqueueError(Exception):
+    """squeue could not be run, failed, or printed too much."""
+
+
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+
+
+def run_squeue(command: Sequence[str], timeout_s: float) -> str:
+    """What ``command`` (``squeue --json``) prints; SqueueError when it cannot tell."""
+    try:
+        done = subprocess.run(
+            list(command), capture_output=True, timeout=timeout_s, check=False,
+            env=dict(os.environ),
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SqueueError(f"{command[0]}: {err}") from None
+    if done.returncode != 0:
+        tail = done.stderr.decode("utf-8", "replace").strip()[-300:]
+        raise SqueueError(f"{command[0]} exited {done.returncode}: {tail}")
+    if len(done.stdout) > MAX_ANSWER_BYTES:
+        raise SqueueError(f"{command[0]} printed over {MAX_ANSWER_BYTES} bytes")
+    return done.stdout.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,11 @@ it needs no daemon or token beyond what every Slurm client has, and 22.05 has it
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Sequence
 
 from joulecast.estimator.pre.gpus import UnknownGpu, lookup
 from joulecast.estimator.queue.store import QueuedJob
-from joulecast.slurmjobs import SlurmFormatError, SlurmJob, parse_squeue
+from joulecast.slurmjobs import SlurmFormatError, SlurmJob, SqueueError, parse_squeue, run_squeue
 
 NEEDED = ("model_gflops", "batch_size", "train_samples")
 
@@ -33,16 +31,9 @@ class SlurmQueue:
 
     def read(self) -> str:
         try:
-            done = subprocess.run(
-                self.command, capture_output=True, timeout=self.timeout_s, check=False,
-                env=dict(os.environ),
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise SlurmQueueError(f"{self.command[0]}: {err}") from None
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip()[-300:]
-            raise SlurmQueueError(f"{self.command[0]} exited {done.returncode}: {tail}")
-        return done.stdout.decode("utf-8", "replace")
+            return run_squeue(self.command, self.timeout_s)
+        except SqueueError as err:
+            raise SlurmQueueError(str(err)) from None
 
     def jobs(self) -> list[QueuedJob]:
         try:

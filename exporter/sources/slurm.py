@@ -14,16 +14,12 @@ is the safety net for a node without them.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 from collections.abc import Sequence
 
 from joulecast.exporter.sources.base import FoundJob, SourceError
 from joulecast.schema import JobSpec
-from joulecast.slurmjobs import SlurmFormatError, SlurmJob, parse_squeue
-
-MAX_ANSWER_BYTES = 256 * 1024 * 1024
+from joulecast.slurmjobs import SlurmFormatError, SlurmJob, SqueueError, parse_squeue, run_squeue
 
 
 def node_name() -> str:
@@ -46,21 +42,9 @@ class SlurmSource:
     def read(self) -> str:
         """What ``squeue --json`` prints; SourceError when it cannot be run or fails."""
         try:
-            done = subprocess.run(
-                self.command,
-                capture_output=True,
-                timeout=self.timeout_s,
-                check=False,
-                env={**os.environ, "SLURM_TIME_FORMAT": "standard"},
-            )
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise SourceError(f"{self.command[0]}: {err}") from None
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip()[-300:]
-            raise SourceError(f"{self.command[0]} exited {done.returncode}: {tail}")
-        if len(done.stdout) > MAX_ANSWER_BYTES:
-            raise SourceError(f"{self.command[0]} printed over {MAX_ANSWER_BYTES} bytes")
-        return done.stdout.decode("utf-8", "replace")
+            return run_squeue(self.command, self.timeout_s)
+        except SqueueError as err:
+            raise SourceError(str(err)) from None
 
     def poll(self) -> list[FoundJob]:
         try:
