@@ -150,12 +150,15 @@ def build(args: argparse.Namespace) -> Service:
         pre_models=pre_models,
         queue=queue,
         pending=queue_flags.slurm_queue(args),
+        runs=queue_flags.run_history(args, rejections),
         retrainer=retrainer,
         ratings=ratings,
         rejections=rejections,
     )
     registry = metrics_registry("estimator")
-    registry.register(RejectionsCollector(rejections, ("queue", "calibration", "history", "model")))
+    registry.register(
+        RejectionsCollector(rejections, ("queue", "calibration", "history", "model", "runs"))
+    )
     for collector in room_collectors(estimator.snapshot, __version__):
         registry.register(collector)
 

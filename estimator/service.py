@@ -3,7 +3,8 @@
 One cycle: the Prometheus room fetches a :class:`TsdbView` (a fixed number of queries);
 the STEP room merges it into each job's history and projects running jobs, with the PRE
 room's forecasts of running jobs beside; the STEP room scores newly finished jobs, which the
-PRE room records for self-calibration; the queue room forecasts queued jobs through PRE.
+PRE room records for self-calibration; the queue room remembers finished runs by user and
+job name and forecasts queued jobs through PRE and those runs.
 The result is swapped in as a new :class:`EstimatorSnapshot` for the collectors to render.
 When Prometheus fails, the last snapshot stays served and is marked stale.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from joulecast.estimator.pre.calibration import Calibration, Retrainer
 from joulecast.estimator.pre.model import Forecast
 from joulecast.estimator.pre.stage import PreStage
 from joulecast.estimator.prometheus.client import PromClient, PromError
-from joulecast.estimator.prometheus.queries import TsdbView, fetch_cycle
+from joulecast.estimator.prometheus.queries import JobState, TsdbView, fetch_cycle
+from joulecast.estimator.queue.runs import RunHistory
 from joulecast.estimator.queue.slurm import SlurmQueue, SlurmQueueError
 from joulecast.estimator.queue.stage import forecast_queue
 from joulecast.estimator.queue.store import QueuedJob, QueueStore
@@ -94,6 +96,7 @@ class Estimator:
         pre_models: Mapping[str, Any] | None = None,
         queue: QueueStore | None = None,
         pending: SlurmQueue | None = None,
+        runs: RunHistory | None = None,
         retrainer: Retrainer | None = None,
         ratings: Mapping[str, Mapping[str, float]] | None = None,
         rejections: FileRejections | None = None,
@@ -102,6 +105,7 @@ class Estimator:
         self.config = config
         self.queue = queue
         self.pending = pending
+        self.runs = runs
         self.book = JobBook(ttl_s=config.finished_ttl_s, max_jobs=config.max_jobs)
         self.step = StepStage(config.step_settings())
         self.pre = PreStage(pre_models, retrainer, ratings)
@@ -152,6 +156,11 @@ class Estimator:
                 self._errors["slurm_queue"] = self._errors.get("slurm_queue", 0) + 1
         return jobs
 
+    def _learn_runs(self, states: Iterable[JobState]) -> None:
+        """Finished runs remembered by user and job name (kept on disk when one was added)."""
+        if self.runs is not None and self.runs.observe(states) and not self.runs.save():
+            self._errors["runs_write"] = self._errors.get("runs_write", 0) + 1
+
     def cycle(self) -> EstimatorSnapshot:
         start = time.perf_counter()
         now = self._clock()
@@ -162,7 +171,9 @@ class Estimator:
             return self._failed(err, now, start, self.client.queries - q0)
         for kind, n in tsdb.skipped.items():
             self._skipped[kind] = self._skipped.get(kind, 0) + n
-        self.step.merge(self.book.merge(tsdb, now), now)
+        combined = self.book.merge(tsdb, now)
+        self.step.merge(combined, now)
+        self._learn_runs(combined.states.values())
         if self.book.dropped and not self._snapshot.jobs_dropped:
             log.warning(
                 "%d job(s) left out: the estimator tracks %d at most (--jobs.max-tracked)",
@@ -170,10 +181,11 @@ class Estimator:
                 self.book.max_jobs,
             )
         jobs = self.step.project_all(self.pre.for_running if self.pre.enabled else None)
-        queue = (
-            forecast_queue(self._queued(), tsdb.fleet_gpus, self.pre.forecast)
-            if self.pre.enabled
-            else {}
+        queue = forecast_queue(
+            self._queued(),
+            tsdb.fleet_gpus,
+            self.pre.forecast if self.pre.enabled else None,
+            self.runs,
         )
         finished = self.step.evaluate_finished(now)
         failures = self.pre.record_finished(finished)

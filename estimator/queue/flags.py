@@ -6,6 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from joulecast.estimator.queue.runs import RunHistory
 from joulecast.estimator.queue.slurm import SlurmQueue
 from joulecast.estimator.queue.store import MAX_QUEUE, QueueStore
 from joulecast.serving.files import FileRejections
@@ -40,10 +41,28 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         default="squeue --json",
         help="Command that prints the controller's jobs as JSON",
     )
+    add_flag(
+        g,
+        "--queue.runs-file",
+        default="",
+        help="JSON file keeping the finished runs by user and job name that pending jobs are "
+        "forecast from, across restarts (empty: kept in memory only)",
+    )
 
 
 def slurm_queue(args: argparse.Namespace) -> SlurmQueue | None:
     return SlurmQueue(shlex.split(args.queue_slurm_command)) if args.queue_slurm else None
+
+
+def run_history(
+    args: argparse.Namespace, rejections: FileRejections | None = None
+) -> RunHistory | None:
+    """Past runs are remembered only where a scheduler's pending jobs are forecast."""
+    if not args.queue_slurm:
+        return None
+    return RunHistory(
+        Path(args.queue_runs_file) if args.queue_runs_file else None, rejections=rejections
+    )
 
 
 def queue_store(

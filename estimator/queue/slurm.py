@@ -1,11 +1,13 @@
 """Slurm's pending queue as queued jobs, read with ``squeue --json`` at every cycle.
 
-A pending job is forecast when its ``--comment`` states a plan the way the queue API
-takes one (docs/slurm.md): ``{"joulecast": {"epochs": 30, "model_gflops": 4.1,
-"batch_size": 64, "train_samples": 50000, "gpu_model": "..."}}``. A job without one is
-counted as skipped, never forecast from made-up features. A job leaves the forecasts as
-soon as it is no longer pending (started, cancelled). squeue rather than slurmrestd:
-it needs no daemon or token beyond what every Slurm client has, and 22.05 has it.
+Every pending job is handed to the queue stage with its owner (user and job name) and the
+GPUs it requested. Its ``--comment`` may state a plan the way the queue API takes one
+(docs/slurm.md): ``{"joulecast": {"epochs": 30, "model_gflops": 4.1, "batch_size": 64,
+"train_samples": 50000, "gpu_model": "..."}}``; what it leaves out comes from the past runs
+of the same user and name (``estimator/queue/runs.py``), and a job with neither is not
+forecast, never from made-up features. A job leaves the forecasts as soon as it is no
+longer pending (started, cancelled). squeue rather than slurmrestd: it needs no daemon or
+token beyond what every Slurm client has, and 22.05 has it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from joulecast.estimator.pre.gpus import UnknownGpu, lookup
 from joulecast.estimator.queue.store import QueuedJob
 from joulecast.slurmjobs import SlurmFormatError, SlurmJob, SqueueError, parse_squeue, run_squeue
 
-NEEDED = ("model_gflops", "batch_size", "train_samples")
-
 
 class SlurmQueueError(Exception):
     """squeue could not be run or printed no jobs list."""
@@ -27,7 +27,6 @@ class SlurmQueue:
     def __init__(self, command: Sequence[str] = ("squeue", "--json"), timeout_s: float = 20.0):
         self.command = tuple(command)
         self.timeout_s = timeout_s
-        self.skipped = 0  # pending jobs of the last read without a usable plan
 
     def read(self) -> str:
         try:
@@ -40,19 +39,23 @@ class SlurmQueue:
             pending = [j for j in parse_squeue(self.read()) if j.pending]
         except SlurmFormatError as err:
             raise SlurmQueueError(str(err)) from None
-        out = [q for q in map(queued, pending) if q is not None]
-        self.skipped = len(pending) - len(out)
-        return out
+        return [queued(j) for j in pending]
 
 
-def queued(job: SlurmJob) -> QueuedJob | None:
+def queued(job: SlurmJob) -> QueuedJob:
     plan = job.plan
-    if plan.epochs is None or any(getattr(plan.features, f) is None for f in NEEDED):
-        return None
     gpu = None
     if plan.gpu_model:
         try:
             gpu = lookup(plan.gpu_model).name
         except UnknownGpu:
             gpu = None
-    return QueuedJob(job.job_id, plan.epochs, plan.features, gpu)
+    labels = job.labels
+    return QueuedJob(
+        job.job_id,
+        plan.epochs or 0,
+        plan.features,
+        gpu,
+        owner=(labels.scheduler or "slurm", labels.user, labels.job_name),
+        gpus=job.gpus_requested * max(job.node_count, 1),
+    )

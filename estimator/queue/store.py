@@ -24,14 +24,23 @@ from joulecast.serving.files import FileRejections, read_small
 
 log = logging.getLogger("joulecast.estimator")
 MAX_QUEUE = 1000  # default cap: what is forecast and published stays bounded
+NEEDED = ("model_gflops", "batch_size", "train_samples")  # features PRE cannot do without
 
 
 @dataclass(frozen=True)
 class QueuedJob:
     job_id: str
-    epochs: int
+    epochs: int  # 0: not stated (a pending Slurm job forecast from its past runs)
     features: JobFeatures
     gpu_model: str | None = None
+    #: (scheduler, user, job name) of a scheduler's pending job: whose past runs it repeats
+    owner: tuple[str, str, str] | None = None
+    gpus: int = 0  # GPUs requested, when the scheduler says
+
+    @property
+    def planned(self) -> bool:
+        """Epochs and the features PRE needs are all stated."""
+        return self.epochs > 0 and all(getattr(self.features, f) is not None for f in NEEDED)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -54,7 +63,7 @@ def parse_queued_job(payload: Any) -> QueuedJob:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
         raise SchemaError(f"'epochs' must be an integer between 1 and {MAX_EPOCHS}")
     features = parse_features(payload.get("features"))
-    for needed in ("model_gflops", "batch_size", "train_samples"):
+    for needed in NEEDED:
         if getattr(features, needed) is None:
             raise SchemaError(f"'features.{needed}' is required to forecast a queued job")
     gpu = payload.get("gpu_model")
