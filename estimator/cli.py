@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joulecast import __version__
+from joulecast.estimator.budgets.collector import BudgetCollector
+from joulecast.estimator.budgets.file import BudgetFile
 from joulecast.estimator.collector import room_collectors
 from joulecast.estimator.http import estimator_server
 from joulecast.estimator.pre import flags as pre_flags
@@ -66,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="Jobs tracked and published at most; past it jobs not yet known are left out "
         "(running ones first) and counted in joulecast_estimator_jobs_dropped",
+    )
+    f(
+        p,
+        "--budgets.file",
+        default="",
+        help="YAML of default energy budgets (kWh) per scheduler account and for the fleet, "
+        "for jobs that declare none; read again when it changes (docs/alerts.md)",
     )
     f(
         p,
@@ -161,6 +170,8 @@ def build(args: argparse.Namespace) -> Service:
     )
     for collector in room_collectors(estimator.snapshot, __version__):
         registry.register(collector)
+    if args.budgets_file:
+        registry.register(BudgetCollector(BudgetFile(Path(args.budgets_file))))
 
     def health() -> tuple[bool, dict]:
         s = estimator.snapshot()

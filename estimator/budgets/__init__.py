@@ -1,0 +1,1 @@
+"""Default energy budgets per scheduler account and for the fleet (``--budgets.file``)."""
