@@ -13,8 +13,6 @@ from __future__ import annotations
 import bisect
 from array import array
 
-from joulecast.exporter.jobs.model import JobRecord
-
 
 class EnergyHistory:
     def __init__(self, capacity: int = 6000, min_step_s: float = 0.1) -> None:
@@ -72,14 +70,3 @@ def energy_at(
     if hist is not None and oldest is not None:
         return hist.at(oldest) or 0.0, at
     return energy_now, at
-
-
-def rewound(
-    record: JobRecord, hist: EnergyHistory | None, at: float, now: float
-) -> tuple[float, float]:
-    """(energy, idle energy) of a job that ended at ``at``, before ``now`` (a scheduler's
-    end time, learnt at its next poll): what was charged after it is taken back."""
-    energy = min(energy_at(hist, record.energy_joules, at, now)[0], record.energy_joules)
-    if record.energy_joules <= 0:
-        return energy, record.idle_energy_joules
-    return energy, record.idle_energy_joules * energy / record.energy_joules

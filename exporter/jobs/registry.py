@@ -16,7 +16,7 @@ from dataclasses import replace
 from joulecast.exporter.jobs import attribution, limits, liveness, resume
 from joulecast.exporter.jobs.attribution import GpuIndex
 from joulecast.exporter.jobs.gpus import GpuDirectory
-from joulecast.exporter.jobs.history import EnergyHistory, energy_at, rewound
+from joulecast.exporter.jobs.history import EnergyHistory, energy_at
 from joulecast.exporter.jobs.model import (
     Conflict,
     JobRecord,
@@ -203,8 +203,10 @@ class JobRegistry:
         at: float | None = None,
         verdict: bool = False,
     ) -> JobRecord:
-        """End a job (idempotent), charged up to ``at``; a scheduler's ``verdict`` also
-        replaces the outcome its client gave."""
+        """End a job (idempotent) at ``at``; a scheduler's ``verdict`` also replaces the
+        outcome its client gave. What was charged after ``at`` stays charged: the job's
+        energy is a Prometheus counter, and one that went down would read as a reset
+        (``increase()`` would count the job twice)."""
         now = self._clock()
         outcome = (marker or FinishMarker()).outcome
         with self._lock:
@@ -216,9 +218,6 @@ class JobRegistry:
                 return replace(record)
             summary = dict((marker.summary if marker else {}) or record.summary)
             end = now if at is None else max(min(at, now), record.created_at)
-            record.energy_joules, record.idle_energy_joules = rewound(
-                record, self._history.get(job_id), end, now
-            )
             updated = replace(record, finished_at=end, outcome=outcome, summary=summary)
             self._end(record, updated)
         self._trim_finished()
