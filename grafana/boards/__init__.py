@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from boards import estimator, jobs, node, queue
+from boards import accounting, estimator, jobs, node, queue
 from boards.common import Board
 
 BOARDS: dict[str, Callable[[], Board]] = {
@@ -13,4 +13,5 @@ BOARDS: dict[str, Callable[[], Board]] = {
     "jobs.json": jobs.board,
     "queue.json": queue.board,
     "estimator.json": estimator.board,
+    "accounting.json": accounting.board,
 }
