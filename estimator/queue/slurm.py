@@ -58,4 +58,5 @@ def queued(job: SlurmJob) -> QueuedJob:
         gpu,
         owner=(labels.scheduler or "slurm", labels.user, labels.job_name),
         gpus=job.gpus_requested * max(job.node_count, 1),
+        time_limit_s=job.time_limit_s,
     )

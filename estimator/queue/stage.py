@@ -4,7 +4,8 @@ jobs) forecast on its requested GPU model and on every GPU model of the fleet.
 A job that states its plan is forecast by PRE from it. A scheduler's pending job is also
 forecast from the past runs of the same user and name (:class:`RunHistory`): the
 ``history`` method on the GPU models they were measured on, and PRE from the latest run's
-plan where the job's own leaves features out. A job with neither is not forecast.
+plan where the job's own leaves features out. A job with neither is not forecast. A
+forecast that runs past the job's time limit is cut at it: the scheduler kills the job there.
 """
 
 from __future__ import annotations
@@ -59,5 +60,19 @@ def forecast_queue(
         if runs is not None and job.owner is not None:
             found += runs.forecasts(job.owner, job.gpus, job.epochs)
         if found:
-            out[job.job_id] = found
+            out[job.job_id] = [within_limit(f, job.time_limit_s) for f in found]
     return out
+
+
+def within_limit(fc: Forecast, limit_s: float | None) -> Forecast:
+    """The forecast of a job stopped at ``limit_s``: its power for that long at most."""
+    if not limit_s or fc.duration_s <= limit_s:
+        return fc
+    energy = fc.power_w * limit_s
+    return replace(
+        fc,
+        duration_s=limit_s,
+        energy_j=energy,
+        energy_lower_j=min(fc.energy_lower_j, energy),
+        energy_upper_j=min(fc.energy_upper_j, energy),
+    )

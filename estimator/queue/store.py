@@ -36,6 +36,7 @@ class QueuedJob:
     #: (scheduler, user, job name) of a scheduler's pending job: whose past runs it repeats
     owner: tuple[str, str, str] | None = None
     gpus: int = 0  # GPUs requested, when the scheduler says
+    time_limit_s: float | None = None  # the scheduler kills the job past it
 
     @property
     def planned(self) -> bool:

@@ -133,3 +133,13 @@ def test_runs_survive_a_restart_and_a_spoiled_file_is_set_aside(tmp_path):
     spoiled = RunHistory(path)
     assert len(spoiled) == 0 and not path.exists()
     assert list(tmp_path.glob("runs.json.rejected-*"))
+
+
+def test_a_forecast_past_the_time_limit_is_cut_at_it():
+    runs = RunHistory()
+    runs.observe([state("1", energy=3.6e6, end=3600)])  # 1 kWh over an hour: 1 kW
+    job = QueuedJob("9", 0, JobFeatures(), owner=KEY, time_limit_s=1800)
+    (fc,) = forecast_queue([job], [], None, runs)["9"]
+    assert (fc.duration_s, fc.energy_j, fc.energy_upper_j) == (1800, 1.8e6, 1.8e6)
+    roomy = QueuedJob("9", 0, JobFeatures(), owner=KEY, time_limit_s=7200)
+    assert forecast_queue([roomy], [], None, runs)["9"][0].energy_j == 3.6e6
