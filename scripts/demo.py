@@ -202,6 +202,15 @@ def chart(
     return True
 
 
+def dashboards(prom_url: str, t0: float, t1: float, job_id: str, out: Path) -> list[Path]:
+    sys.path.insert(0, str(ROOT / "grafana"))
+    from render import render_all
+
+    # the boards the demo feeds: it queues no job and runs no scheduler
+    boards = ["node.json", "jobs.json", "estimator.json"]
+    return render_all(prom_url, t0 - 30, t1, {"job_id": job_id}, out, boards)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="joulecast end-to-end demo")
     ap.add_argument("--epochs", type=int, default=30)
@@ -210,6 +219,13 @@ def main() -> int:
     ap.add_argument("--backend", default="auto", choices=["auto", "simulated", "nvml"])
     ap.add_argument(
         "--no-wait", action="store_true", help="exit after the chart instead of waiting for Ctrl-C"
+    )
+    ap.add_argument(
+        "--dashboards",
+        type=Path,
+        metavar="DIR",
+        help="also render the Node, Jobs and Estimator dashboards of the run to DIR/dashboard-*.png "
+        "(grafana/render.py; the pictures in docs/ come from --dashboards docs/img)",
     )
     args = ap.parse_args()
     if args.epochs < 8 or args.epoch_seconds <= 0:
@@ -356,6 +372,7 @@ def main() -> int:
                 print(line, flush=True)
             last_line = line
         trainer.join(timeout=5)
+        trained = time.time()  # the job's last live moment: where dashboards are rendered
         if stop.is_set():
             print("\nstopped")
             return 130
@@ -378,6 +395,9 @@ def main() -> int:
         png = args.out / "demo-job.png"
         if chart(png, prom_url, job_id, 0, t0, t1, truth):
             print(f"\nchart: {png}")
+        if args.dashboards:
+            for path in dashboards(prom_url, t0, trained - 2, job_id, args.dashboards):
+                print(f"dashboard: {path}")
         print(f"""
 Prometheus:  {prom_url}/graph   exporter: {exporter_url}/metrics   estimator: {est_url}/metrics
 Try in Prometheus:

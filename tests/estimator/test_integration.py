@@ -11,7 +11,7 @@ import pytest
 
 import joulecast
 from tests.conftest import http
-from tests.grafana.dashboards import DASHBOARDS, check_all
+from tests.grafana.dashboards import DASHBOARDS, check_all, load_renderer
 from tests.stack import (
     free_port,
     prom_query,
@@ -190,6 +190,11 @@ def test_projection_reaches_the_tsdb_and_is_accurate(tmp_path, tsdb):
                 boards=tuple(b for b in BOARDS if b != "accounting.json"),
             )
             assert not failures, "\n".join(failures)
+            # ... and the same queries render the Jobs dashboard to a picture
+            (png,) = load_renderer().render_all(
+                db.url, t0, t1, {"job_id": "sim-train"}, tmp_path, ["jobs.json"]
+            )
+            assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
         assert abs(errors[("step_epoch", "12")]) < 0.03
         # The finished job became a PRE training row and the retrain loop runs on schedule.
         wait_for(lambda: prom_query(db.url, "joulecast_pre_history_rows >= 1"), timeout=20)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 from tests.stack import prom_query, prom_query_range
 
@@ -52,3 +54,11 @@ def check_all(
         if not result:
             failures.append(f"{board} / {title}: no data: {expr}")
     return failures
+
+
+def load_renderer() -> ModuleType:
+    """grafana/render.py, which is a script, not an installed module."""
+    spec = importlib.util.spec_from_file_location("grafana_render", DASHBOARDS.parent / "render.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
