@@ -91,7 +91,7 @@ def breakdown(b: Board) -> None:
         [Query(f"joulecast:account_energy_1d:kwh{{{ACCOUNT}}}", "{{account}}")],
         unit="kwatth",
         w=24,
-        description="The recording rule joulecast:account_energy_1d:kwh: a rolling day.",
+        description="The recording rule joulecast:account_energy_1d:kwh (a rolling day).",
     )
 
 
