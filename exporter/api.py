@@ -4,6 +4,7 @@
     POST /api/v1/jobs/{job_id}/epochs      mark an epoch end   -> 200
     POST /api/v1/jobs/{job_id}/steps       mark step progress  -> 200
     POST /api/v1/jobs/{job_id}/heartbeat   the client is alive -> 200
+    POST /api/v1/jobs/{job_id}/budget      the client's projection crossed its budget -> 200
     POST /api/v1/jobs/{job_id}/finish      finish the job      -> 200
     GET  /api/v1/jobs                      list jobs           -> 200
     GET  /api/v1/jobs/{job_id}             one job with a page of its epochs -> 200
@@ -29,6 +30,7 @@ from joulecast.exporter.jobs.model import JobError
 from joulecast.exporter.jobs.registry import JobRegistry
 from joulecast.schema import (
     SchemaError,
+    parse_budget_event,
     parse_epoch_marker,
     parse_finish,
     parse_job_spec,
@@ -46,7 +48,7 @@ class ApiResponse:
     route: str
 
 
-_ACTIONS = ("epochs", "steps", "heartbeat", "finish")
+_ACTIONS = ("epochs", "steps", "heartbeat", "budget", "finish")
 EPOCH_PAGE = 1000
 MAX_EPOCH_PAGE = 10_000
 
@@ -180,6 +182,9 @@ class MarkerApi:
             if rest[1] == "heartbeat":
                 record = reg.heartbeat(job_id)
                 return ApiResponse(200, {"job_id": job_id, "state": record.state()}, route)
+            if rest[1] == "budget":
+                record = reg.note_budget(job_id, parse_budget_event(self._json(body)))
+                return ApiResponse(200, record.public(), route)
             if rest[1] == "finish":
                 marker = parse_finish(self._json(body) if body.strip() else None)
                 return ApiResponse(200, reg.finish(job_id, marker).public(), route)

@@ -40,10 +40,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from joulecast.budget import BUDGET_STOPPED, Budget, BudgetWatch
 from joulecast.environment import (
     gpus_from_environment,
     job_id_from_environment,
     local_rank_from_environment,
+    nodes_from_environment,
     rank_from_environment,
 )
 from joulecast.progress import StepCounter
@@ -111,6 +113,12 @@ class Job:
         flush_timeout: float | None = None,
         steps: int | None = None,
         heartbeat: float | None = None,
+        budget_kwh: float | None = None,
+        on_budget: str = "warn",
+        budget_on: str = "projection",
+        budget_kg_co2e: float | None = None,
+        grid_g_per_kwh: float | None = None,
+        on_over_budget: Callable[[Job], None] | None = None,
     ) -> None:
         self.job_id = validate_job_id(job_id or job_id_from_environment())
         self.epochs_planned = planned_epochs(epochs)
@@ -154,6 +162,14 @@ class Job:
         self._sender: Sender | None = None
         self.embedded = None
         self._embedded_callable = False  # measures in process: no exporter to contact
+        self.budget: BudgetWatch | None = None
+        self._on_over_budget = on_over_budget
+        if budget_kwh is not None or budget_kg_co2e is not None:
+            budget = Budget(
+                budget_kwh, on_budget, budget_on, budget_kg_co2e, grid_g_per_kwh,
+                nodes_from_environment(),
+            )  # fmt: skip
+            self._setup_budget(budget)
         if embedded:
             self._setup_embedded(embedded)
 
@@ -176,6 +192,35 @@ class Job:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
+    # -- energy budget (joulecast.budget) ------------------------------------------------
+    def _setup_budget(self, budget: Budget) -> None:
+        self.budget = BudgetWatch(budget, self.job_id, self.epochs_planned, self.steps_planned)
+        if self.features.budget_kwh is None:  # the exporter, the alert and Grafana see it too
+            self.features = replace(self.features, budget_kwh=budget.limit_j / 3.6e6)
+
+    @property
+    def over_budget(self) -> bool:
+        """Whether the run should stop for its energy budget (``on_budget="stop"``: True
+        for good once the projection crossed it; ``"warn"``: while it is over). A plain
+        loop reads it after each epoch or step; the framework callbacks stop on it."""
+        return self.budget is not None and self.budget.over_budget
+
+    def _budget_answer(self, request: Request, resp: Response) -> None:
+        """Feed the budget watch with a marker's answer; a crossing is told to the exporter
+        (queued after what is queued: the marker itself is delivered)."""
+        if self.budget is None or resp.status != 200:
+            return
+        event = self.budget.on_answer(request.what, resp.body)
+        if event is None:
+            return
+        if event.over and self._on_over_budget is not None:
+            try:
+                self._on_over_budget(self)
+            except Exception:  # a user's callback must not stop the sender
+                log.exception("joulecast: on_over_budget callback failed")
+        path = f"/api/v1/jobs/{self.job_id}/budget"
+        self._get_sender().submit(Request(path, event.as_dict(), "budget"))
+
     # -- embedded mode -------------------------------------------------------------------
     def _setup_embedded(self, embedded: bool | Callable[[], float]) -> None:
         from joulecast.embedded import EmbeddedStep, nvml_energy
@@ -189,7 +234,13 @@ class Job:
         if energy is None:
             return
         self.embedded = EmbeddedStep(self.epochs_planned, energy)
-        self._listeners.append(lambda epoch: self.embedded.on_epoch(epoch, self.epochs_planned))
+        self._listeners.append(self._embedded_epoch)
+
+    def _embedded_epoch(self, epoch: int) -> None:
+        self.embedded.on_epoch(epoch, self.epochs_planned)
+        last = self.embedded.checkpoint
+        if self.budget is not None and last is not None:
+            self.budget.on_epoch(last.epoch, last.time_s, last.energy_j)
 
     @property
     def _uses_exporter(self) -> bool:
@@ -237,6 +288,7 @@ class Job:
         return self._sender
 
     def _delivered(self, request: Request, resp: Response) -> Request | None:
+        self._budget_answer(request, resp)
         if resp.status == 404 and request.what != "registration":
             return self._registration()  # the exporter lost the job (state wiped)
         if resp.status == 409 and request.what == "heartbeat" and not self._finished:
@@ -278,6 +330,8 @@ class Job:
             return False
         self._registered_pid = os.getpid()
         self.counter.restart(time.time())
+        if self.budget is not None and not self.budget.started:
+            self.budget.start(time.time())  # the exporter's own start replaces it below
         self._start_heartbeat()
         try:
             resp = self._post_fn(
@@ -287,6 +341,8 @@ class Job:
             self._get_sender().submit(self._registration())
             return False
         if resp.status in (200, 201):
+            if self.budget is not None and isinstance(resp.body.get("created_at"), (int, float)):
+                self.budget.start(float(resp.body["created_at"]))
             done = resp.body.get("epochs_completed")
             if self.start_epoch is None and isinstance(done, int) and self.posts:
                 self.epoch = max(self.epoch, done)
@@ -334,6 +390,8 @@ class Job:
         if new_steps is not None and new_steps != self.steps_planned:
             self.steps_planned = new_steps
             changed = True
+        if changed and self.budget is not None:
+            self.budget.set_plan(self.epochs_planned, self.steps_planned)
         if changed and self._registered_pid == os.getpid() and self._uses_exporter and self.posts:
             self._get_sender().submit(self._plan_update())
 
@@ -453,11 +511,14 @@ class Job:
         self.summary.update(self.clean_metrics(summary))
 
     def finish(self, outcome: str = "finished") -> None:
-        """End the job (``finished``, also when stopped early, or ``failed``), deliver what is
-        queued within ``flush_timeout`` and report once what could not be delivered."""
+        """End the job (``finished``, also when stopped early, or ``failed``; a run its
+        budget stopped before its plan's end is ``budget_stopped``), deliver what is queued
+        within ``flush_timeout`` and report once what could not be delivered."""
         if self._finished:
             return
         self._finished = True
+        if outcome == "finished" and self._stopped_short():
+            outcome = BUDGET_STOPPED
         if self.embedded is not None:
             self.embedded.finish()
         if not self._uses_exporter:
@@ -470,6 +531,14 @@ class Job:
                 Request(f"/api/v1/jobs/{self.job_id}/finish", payload, "finish")
             )
         self.close()
+
+    def _stopped_short(self) -> bool:
+        """The budget stopped the run before the end of its plan."""
+        if self.budget is None or not self.budget.stopped:
+            return False
+        if self.budget.unit == "step" and self.steps_planned:
+            return self.counter.steps < self.steps_planned
+        return self.epoch < self.epochs_planned
 
     def close(self) -> int:
         """Flush and stop the sender; returns (and reports once) what was not delivered."""

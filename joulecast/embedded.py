@@ -116,6 +116,11 @@ class EmbeddedStep:
         self._reported: float | None = None
         self.first: tuple[int, float] | None = None  # (epoch, energy) of the first projection
 
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The latest checkpoint (epoch 0: the start), or None before the start."""
+        return self._checkpoints[-1] if self._checkpoints else None
+
     def start(self) -> None:
         self._origin = self._energy()
         self._checkpoints = [Checkpoint(0, self._clock(), 0.0)]

@@ -87,3 +87,21 @@ def job_id_from_environment(env: Mapping[str, str] | None = None) -> str | None:
         except SchemaError:
             continue
     return None
+
+
+def nodes_from_environment(env: Mapping[str, str] | None = None) -> int:
+    """Nodes of a distributed run: ``WORLD_SIZE / LOCAL_WORLD_SIZE`` (torchrun), else
+    Slurm's ``SLURM_JOB_NUM_NODES``; 1 when neither says."""
+    env = os.environ if env is None else env
+
+    def number(var: str) -> int | None:
+        try:
+            value = int(env.get(var, ""))
+        except ValueError:
+            return None
+        return value if value > 0 else None
+
+    world, local = number("WORLD_SIZE"), number("LOCAL_WORLD_SIZE")
+    if world and local and world % local == 0:
+        return world // local
+    return number("SLURM_JOB_NUM_NODES") or number("SLURM_NNODES") or 1

@@ -262,6 +262,7 @@ def parse_epoch_marker(payload: Any) -> EpochMarker:
 OUTCOMES = (
     "finished",
     "failed",
+    "budget_stopped",  # stopped by its energy budget (on_budget="stop"): not a complete run
     # what a scheduler says of a job's end (Slurm's job states)
     "cancelled",
     "timeout",
@@ -299,6 +300,35 @@ def parse_finish(payload: Any) -> FinishMarker:
     if outcome not in OUTCOMES:
         raise SchemaError(f"'outcome' must be one of {', '.join(OUTCOMES)}")
     return FinishMarker(outcome, _metrics(payload.get("summary"), "summary"))
+
+
+@dataclass(frozen=True)
+class BudgetEvent:
+    """``POST /api/v1/jobs/{job_id}/budget``: the client's in-process projection crossed
+    the job's energy budget (``over``) or fell back under it."""
+
+    over: bool
+    projected_joules: float
+    budget_joules: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "over": self.over,
+            "projected_joules": self.projected_joules,
+            "budget_joules": self.budget_joules,
+        }
+
+
+def parse_budget_event(payload: Any) -> BudgetEvent:
+    payload = require_object(payload, "budget event")
+    reject_unknown(payload, {"over", "projected_joules", "budget_joules"}, "budget event")
+    if not isinstance(payload.get("over"), bool):
+        raise SchemaError("'over' must be true or false")
+    return BudgetEvent(
+        payload["over"],
+        number_in(payload.get("projected_joules"), "projected_joules", 0, 1e15),
+        number_in(payload.get("budget_joules"), "budget_joules", 0, 1e15),
+    )
 
 
 def metric_name(raw: str) -> str | None:

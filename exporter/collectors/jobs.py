@@ -105,8 +105,18 @@ class JobsCollector:
                     "Mean utilization of the job's GPUs over its life (0-1).",
                 ),
                 ("energy_budget_joules", "Energy budget declared by the job (J)."),
+                (
+                    "over_budget",
+                    "1 while the client's in-process projection is over the job's energy "
+                    "budget, 0 once back under (absent until the client first reports).",
+                ),
             ]
         }
+        crossings = CounterMetricFamily(
+            "joulecast_job_budget_crossings",
+            "Times the client's projection crossed the job's energy budget, either way.",
+            labels=L,
+        )
         energy = CounterMetricFamily(
             "joulecast_job_energy_joules", "GPU energy attributed to the job (J).", labels=L
         )
@@ -149,9 +159,13 @@ class JobsCollector:
                 g["gpu_utilization_mean_ratio"].add_metric(lv, r.mean_utilization)
             if feats.budget_kwh is not None:
                 g["energy_budget_joules"].add_metric(lv, feats.budget_kwh * 3.6e6)
+            if r.budget_over is not None:
+                g["over_budget"].add_metric(lv, 1.0 if r.budget_over else 0.0)
+                crossings.add_metric(lv, r.budget_crossings)
             energy.add_metric(lv, r.energy_joules)
             idle.add_metric(lv, r.idle_energy_joules)
         yield info
         yield from g.values()
         yield energy
         yield idle
+        yield crossings

@@ -59,6 +59,10 @@ class JobRecord:
     tokens_completed: int | None = None
     steps_rewindable: bool = False  # continued since the last step marker: may go back
     summary: dict[str, float] = field(default_factory=dict)  # the run's own end summary
+    # -- the client's energy budget (joulecast.budget): None until it first reports --
+    budget_over: bool | None = None
+    budget_crossings: int = 0
+    budget_projected_joules: float | None = None  # what the client compared at the last one
     # -- liveness --
     #: the job's processes this exporter can see: (pid, start time), checked for reuse
     processes: tuple[tuple[int, float], ...] = ()
@@ -113,6 +117,9 @@ class JobRecord:
             "step_end_timestamp": self.step_end_timestamp,
             "tokens_completed": self.tokens_completed,
             "summary": self.summary,
+            "budget_over": self.budget_over,
+            "budget_crossings": self.budget_crossings,
+            "budget_projected_joules": self.budget_projected_joules,
             "processes_alive": self.gone_since is None and bool(self.processes),
             "gone_since": self.gone_since,
         }
@@ -126,6 +133,9 @@ class JobRecord:
             "step_end_timestamp": self.step_end_timestamp,
             "tokens_completed": self.tokens_completed,
             "summary": self.summary,
+            "budget_over": self.budget_over,
+            "budget_crossings": self.budget_crossings,
+            "budget_projected_joules": self.budget_projected_joules,
             "processes": [list(p) for p in self.processes],
             "last_alive": self.last_alive,
             "last_heartbeat": self.last_heartbeat,
@@ -149,6 +159,9 @@ MUTABLE = (
     "tokens_completed",
     "steps_rewindable",
     "summary",
+    "budget_over",
+    "budget_crossings",
+    "budget_projected_joules",
     "processes",
     "last_alive",
     "last_heartbeat",

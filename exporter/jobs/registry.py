@@ -25,7 +25,7 @@ from joulecast.exporter.jobs.model import (
     plan_after,
 )
 from joulecast.exporter.jobs.store import JobStore
-from joulecast.schema import LOST, EpochMarker, FinishMarker, JobSpec, StepMarker
+from joulecast.schema import LOST, BudgetEvent, EpochMarker, FinishMarker, JobSpec, StepMarker
 
 
 class JobRegistry:
@@ -84,14 +84,10 @@ class JobRegistry:
 
     # -- API -----------------------------------------------------------------------------
     def register(self, spec: JobSpec, started_at: float | None = None) -> tuple[JobRecord, bool]:
-        """Register a job. Returns (record, created).
-
-        The same job id again continues that job: a restarted or resumed run (a finished or
-        failed job is reopened), or another rank of a distributed run, whose PIDs and GPUs
-        are added to the job's. ``start_epoch`` below the epochs recorded forgets the later
-        ones: the resumed run trains them again. A scheduler source gives the job's own
-        ``started_at`` (the energy before registration is not charged either way).
-        """
+        """Register a job; (record, created). The same id again continues the job (a
+        resumed run, reopened if it ended; another rank, whose PIDs and GPUs are added);
+        ``start_epoch`` below the epochs recorded forgets the later ones. A scheduler source
+        gives its ``started_at`` (energy before registration is not charged either way)."""
         now = self._clock()
         created = now if started_at is None else min(started_at, now)
         with self._lock:
@@ -278,6 +274,15 @@ class JobRegistry:
                 self._reindex()
             return replace(record)
 
+    def note_budget(self, job_id: str, event: BudgetEvent) -> JobRecord:
+        """The client's projection crossed the job's energy budget, or fell back under."""
+        with self._lock:
+            record = self._get(job_id)
+            record.budget_over, record.budget_crossings = event.over, record.budget_crossings + 1
+            record.budget_projected_joules = event.projected_joules
+            self._persist(record)
+            return replace(record)
+
     def check_liveness(self, now: float | None = None) -> list[str]:
         """Stop charging live jobs whose processes are all gone; end as lost those gone for
         the grace period. Returns the ids ended as lost."""
@@ -323,7 +328,6 @@ class JobRegistry:
 
     def epochs(self, job_id: str) -> list[dict]:
         return self.epoch_page(job_id)[0]  # every stored epoch of the job, in order
-
     def epoch_page(self, job_id: str, offset: int = 0, limit: int = -1) -> tuple[list[dict], int]:
         """A page of the job's stored epochs and their total."""
         self.get(job_id)
@@ -381,9 +385,8 @@ class JobRegistry:
             self._store.checkpoint(records)
 
     def expire(self) -> list[str]:
-        """Forget finished jobs older than the TTL, and the oldest finished jobs past
-        ``max_finished_jobs``, so that what is published stays bounded whatever clients
-        post. Returns the ids removed."""
+        """Forget finished jobs past the TTL or past ``max_finished_jobs`` (the oldest), so
+        that what is published stays bounded. Returns the ids removed."""
         now = self._clock()
         with self._lock:
             gone = limits.expired(

@@ -61,6 +61,7 @@ log = logging.getLogger("joulecast.exporter")
 
 
 _EXTRA_FLOATS = (
+    "budget_projected_joules",
     "step_end_energy_joules",
     "step_end_timestamp",
     "last_alive",
@@ -78,9 +79,11 @@ def _extra(raw: str | None) -> dict:
     if not isinstance(data, dict):
         return {}
     out: dict = {}
-    for name in ("steps_planned", "steps_completed", "tokens_completed"):
-        if isinstance(data.get(name), int):
+    for name in ("steps_planned", "steps_completed", "tokens_completed", "budget_crossings"):
+        if isinstance(data.get(name), int) and not isinstance(data.get(name), bool):
             out[name] = data[name]
+    if isinstance(data.get("budget_over"), bool):
+        out["budget_over"] = data["budget_over"]
     for name in _EXTRA_FLOATS:
         if isinstance(data.get(name), (int, float)):
             out[name] = float(data[name])
