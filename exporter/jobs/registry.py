@@ -328,6 +328,7 @@ class JobRegistry:
 
     def epochs(self, job_id: str) -> list[dict]:
         return self.epoch_page(job_id)[0]  # every stored epoch of the job, in order
+
     def epoch_page(self, job_id: str, offset: int = 0, limit: int = -1) -> tuple[list[dict], int]:
         """A page of the job's stored epochs and their total."""
         self.get(job_id)

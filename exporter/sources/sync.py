@@ -5,7 +5,8 @@
   scheduler's labels; one its client already finished is never reopened.
 * An ended job is finished at the source's end time with the source's outcome, which
   replaces the outcome its client gave (the scheduler's word is final: the script said
-  finished, Slurm killed it at its time limit).
+  finished, Slurm killed it at its time limit). A run its budget stopped keeps
+  ``budget_stopped`` over Slurm's ``COMPLETED``: the client knows why it exited early.
 * A live job this source registered that is absent from ``missing_polls`` polls in a row
   (the controller forgot it, or it ended while the exporter was down and was purged)
   ends as ``lost``.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from joulecast.budget import BUDGET_STOPPED
 from joulecast.exporter.jobs.model import JobError, JobRecord, UnknownJob
 from joulecast.exporter.jobs.registry import JobRegistry
 from joulecast.exporter.sources.base import FoundJob, JobSource
@@ -81,6 +83,8 @@ class SourceSync:
         if not record.live and record.outcome == job.outcome:
             return
         outcome = job.outcome or "finished"
+        if outcome == "finished" and record.outcome == BUDGET_STOPPED:
+            return  # a clean exit to Slurm; its client says why it ended before its plan
         self.registry.finish(job.spec.job_id, FinishMarker(outcome), at=job.ended_at, verdict=True)
         self.counts.ended += record.live
 

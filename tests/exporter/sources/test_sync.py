@@ -71,6 +71,20 @@ def test_the_scheduler_corrects_the_outcome_its_client_gave_and_never_reopens():
     assert reg.get("8").outcome == "cancelled"
 
 
+def test_a_run_its_budget_stopped_keeps_that_outcome_over_slurms_completed():
+    clock, reg, source, sync = setup()
+    source.jobs = [running("9"), running("10", gpu=1)]
+    sync.apply(source.poll())
+    for job_id in ("9", "10"):
+        reg.finish(job_id, FinishMarker("budget_stopped"))
+    ended = {"9": "finished", "10": "timeout"}  # COMPLETED; killed at its limit meanwhile
+    source.jobs = [
+        FoundJob(running(j).spec, 990.0, ended_at=1000.0, outcome=o) for j, o in ended.items()
+    ]
+    sync.apply(source.poll())
+    assert reg.get("9").outcome == "budget_stopped" and reg.get("10").outcome == "timeout"
+
+
 def test_a_client_job_gains_the_labels_and_a_vanished_job_ends_lost():
     clock, reg, source, sync = setup()
     reg.register(JobSpec("9", 5, gpus=(1,)))  # the client registered first
