@@ -205,6 +205,11 @@ class Job:
         loop reads it after each epoch or step; the framework callbacks stop on it."""
         return self.budget is not None and self.budget.over_budget
 
+    @property
+    def should_stop(self) -> bool:
+        """Over a ``stop`` budget: the framework callbacks stop the run gracefully."""
+        return self.over_budget and self.budget is not None and self.budget.budget.action == "stop"
+
     def _budget_answer(self, request: Request, resp: Response) -> None:
         """Feed the budget watch with a marker's answer; a crossing is told to the exporter
         (queued after what is queued: the marker itself is delivered)."""

@@ -13,7 +13,10 @@ training begins. Every optimizer step is counted (``job.progress``), so a run of
 epoch or less is projected from its steps. ``resume_from_checkpoint`` resumes the job at
 the restored epoch. The Trainer's end-of-run summary (``train_runtime``, the mean
 ``train_loss``) goes onto the job's final record, not onto an epoch. Under DDP the first
-process of each node posts that node's markers.
+process of each node posts that node's markers. A job over its ``on_budget="stop"``
+energy budget sets ``control.should_training_stop`` at an epoch end (or a step segment's
+end), agreed over the ranks with one ``torch.distributed`` all-reduce there; the Trainer
+stops after that step and saves and logs as for any early stop.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from joulecast.client import Job
 from joulecast.integrations._lazy import first_importable
+from joulecast.integrations._stop import any_rank, step_check_due
 
 
 @functools.cache
@@ -74,12 +78,22 @@ def _callback_class() -> type:
             self.job.begin(planned, steps if isinstance(steps, int) and steps > 0 else None)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.job.progress(getattr(state, "global_step", 0) or 0)
+            step = getattr(state, "global_step", 0) or 0
+            self.job.progress(step)
+            if step_check_due(self.job, step):
+                self._stop_if_over_budget(control)
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self._post()
             epoch = max(1, math.ceil((getattr(state, "epoch", 0) or 0) - 1e-6))
             self._pending = (epoch, time.time(), {})
+            if self.job.budget is not None and self.job.budget.budget.action == "stop":
+                self._stop_if_over_budget(control)
+
+        def _stop_if_over_budget(self, control: Any) -> None:
+            """Every rank calls this at the same point: the decision is agreed there."""
+            if any_rank(self.job.should_stop):
+                control.should_training_stop = True
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if logs and "train_runtime" in logs:  # the run's summary, not an epoch's

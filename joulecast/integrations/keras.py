@@ -6,7 +6,9 @@
 Planned epochs come from ``fit(epochs=)``, planned steps from the steps of an epoch
 times the epochs, both registered when training begins; every batch is counted
 (``job.progress``). ``fit(initial_epoch=k)`` resumes the job after epoch k; early
-stopping finishes it with the epochs really run.
+stopping finishes it with the epochs really run. A job over its ``on_budget="stop"``
+energy budget sets ``model.stop_training``: Keras ends the run after the current batch or
+epoch, its other callbacks (checkpoints, loggers) run as for any early stop.
 """
 
 from __future__ import annotations
@@ -48,9 +50,15 @@ def _callback_class() -> type:
             steps = self._param("steps")
             if steps:
                 self.job.progress(self._epoch * steps + batch + 1)
+            self._stop_if_over_budget()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.job.epoch_end(logs or {}, epoch=epoch + 1, epochs_planned=self._planned())
+            self._stop_if_over_budget()
+
+        def _stop_if_over_budget(self) -> None:
+            if self.job.should_stop and getattr(self, "model", None) is not None:
+                self.model.stop_training = True
 
         def on_train_end(self, logs: dict | None = None) -> None:
             self.job.train_end()

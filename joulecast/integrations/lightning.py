@@ -9,7 +9,10 @@ starts; every optimizer step is counted (``job.progress``), so a ``max_steps`` r
 epoch or less is projected from its steps. ``fit(ckpt_path=...)`` resumes the job at the
 restored epoch. Under DDP (``ddp``, ``ddp_spawn``, torchrun, across nodes) the first rank
 of each node (``local_rank`` 0) posts that node's markers and every rank attaches its
-process to the job. The callback pickles.
+process to the job. The callback pickles. A job over its ``on_budget="stop"`` energy
+budget sets ``trainer.should_stop`` at an epoch end (or a step segment's end), agreed over
+the ranks with the strategy's ``reduce_boolean_decision``: every rank stops at that step,
+after which checkpoints and loggers finish as for any early stop.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from joulecast.client import Job
 from joulecast.integrations._lazy import first_importable
+from joulecast.integrations._stop import step_check_due
 
 
 def _metrics(trainer: Any) -> dict[str, Any]:
@@ -71,12 +75,26 @@ def _callback_class() -> type:
             self.job.begin(self._planned(trainer), self._steps(trainer))
 
         def on_train_batch_end(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
-            self.job.progress(int(getattr(trainer, "global_step", 0) or 0))
+            step = int(getattr(trainer, "global_step", 0) or 0)
+            self.job.progress(step)
+            if step_check_due(self.job, step):
+                self._stop_if_over_budget(trainer)
 
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             if getattr(trainer, "sanity_checking", False):
                 return
             self.job.epoch_end(_metrics(trainer), epoch=int(trainer.current_epoch) + 1)
+            if self.job.budget is not None and self.job.budget.budget.action == "stop":
+                self._stop_if_over_budget(trainer)
+
+        def _stop_if_over_budget(self, trainer: Any) -> None:
+            """Every rank calls this at the same point: the decision is agreed there."""
+            decision = self.job.should_stop
+            strategy = getattr(trainer, "strategy", None)
+            if strategy is not None and hasattr(strategy, "reduce_boolean_decision"):
+                decision = strategy.reduce_boolean_decision(decision, all=False)
+            if decision:
+                trainer.should_stop = True
 
         def on_train_end(self, trainer: Any, pl_module: Any) -> None:
             self.job.train_end()

@@ -9,7 +9,9 @@ FRAMEWORK: keras | lightning | hf. MODE: plain, early, crash (raises after epoch
 (SIGKILL after epoch 3), resume (from the checkpoint of epoch 2), ddp, ddp_spawn, odd,
 slow (Keras: 0.8 s epochs, end times written to WORKDIR/ends.txt), steps (HF:
 max_steps of 2.5 epochs), short (HF: max_steps of 0.75 epoch; Lightning: max_steps of 0.8
-epoch), one (HF: one epoch). In short and one an epoch has 100 optimizer steps of
+epoch), one (HF: one epoch), budget (12 epochs of 4 steps of 0.1 s, the job's budget from
+JOULECAST_TEST_BUDGET_KWH and JOULECAST_TEST_ON_BUDGET), budget_ddp (Lightning: budget
+under ddp on 2 processes). In short and one an epoch has 100 optimizer steps of
 JOULECAST_TEST_STEP_SECONDS each (default 0).
 """
 
@@ -28,6 +30,9 @@ FIT_EPOCHS = 5
 JOB_EPOCHS = 100  # what the job says; the framework's plan must win
 STEP_S = float(os.environ.get("JOULECAST_TEST_STEP_SECONDS", "0") or 0)
 LONG_MODES = ("short", "one")  # 100 optimizer steps an epoch, STEP_S each
+BUDGET_MODES = ("budget", "budget_ddp")
+BUDGET_EPOCHS = 12
+BUDGET_STEP_S = 0.1  # a step of the budget runs: epochs long enough to measure
 
 
 def die(mode: str, epoch: int) -> None:
@@ -74,13 +79,20 @@ def run_keras(mode: str, job: joulecast.Job, work: Path) -> None:
         model.save_weights(work / "unused.weights.h5")
         model.load_weights(ckpt)
         initial = 2
+
+    class SlowSteps(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            time.sleep(BUDGET_STEP_S)
+
     callbacks = [jc_keras.callback(job), Checkpoint()]  # joulecast's first: it marks first
     if mode == "slow":
         callbacks.insert(0, SlowEpochs())  # the epoch ends after it
+    if mode in BUDGET_MODES:
+        callbacks.insert(0, SlowSteps())
     model.fit(
         x,
         y,
-        epochs=FIT_EPOCHS,
+        epochs=BUDGET_EPOCHS if mode in BUDGET_MODES else FIT_EPOCHS,
         initial_epoch=initial,
         batch_size=64,
         verbose=0,
@@ -99,14 +111,18 @@ def run_lightning(mode: str, job: joulecast.Job, work: Path) -> None:
     kwargs: dict = {}
     if mode in ("ddp", "ddp_spawn"):
         kwargs = {"strategy": mode, "devices": 2}
+    if mode == "budget_ddp":
+        kwargs = {"strategy": "ddp", "devices": 2}
     if mode == "short":
         kwargs = {"max_steps": 80}  # 100 batches an epoch: 0.8 epoch
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=work, filename="{epoch}", save_top_k=-1)
     callbacks = [jc_lightning.callback(job), ckpt] + ([StopAt2()] if mode == "early" else [])
     if mode == "short":
         callbacks.append(SlowSteps(STEP_S))
+    if mode in BUDGET_MODES:
+        callbacks.append(SlowSteps(BUDGET_STEP_S))
     trainer = pl.Trainer(
-        max_epochs=FIT_EPOCHS,
+        max_epochs=BUDGET_EPOCHS if mode in BUDGET_MODES else FIT_EPOCHS,
         accelerator="cpu",
         callbacks=callbacks,
         enable_progress_bar=False,
@@ -129,7 +145,7 @@ def run_hf(mode: str, job: joulecast.Job, work: Path) -> None:
 
     class SlowSteps(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
-            time.sleep(STEP_S)
+            time.sleep(BUDGET_STEP_S if mode in BUDGET_MODES else STEP_S)
 
     class Tiny(torch.nn.Module):
         def __init__(self) -> None:
@@ -146,13 +162,15 @@ def run_hf(mode: str, job: joulecast.Job, work: Path) -> None:
     xs = torch.randn(400 if long else 64, 8, generator=g)
     data = [{"x": x, "labels": x.sum().reshape(1)} for x in xs]
     max_steps = {"steps": 10, "short": 75}.get(mode, -1)  # steps: 4 an epoch, 2.5 epochs
+    budget = mode in BUDGET_MODES
+    epochs = 1 if long else BUDGET_EPOCHS if budget else FIT_EPOCHS
     args = TrainingArguments(
         output_dir=str(work / "hf"),
-        num_train_epochs=1 if long else FIT_EPOCHS,
+        num_train_epochs=epochs,
         per_device_train_batch_size=4 if long else 16,
-        eval_strategy="no" if long else "epoch",
+        eval_strategy="no" if long or budget else "epoch",
         logging_strategy="epoch",
-        save_strategy="no" if long else "epoch",
+        save_strategy="no" if long or budget else "epoch",
         report_to=[],
         use_cpu=True,
         disable_tqdm=True,
@@ -163,7 +181,7 @@ def run_hf(mode: str, job: joulecast.Job, work: Path) -> None:
         args=args,
         train_dataset=data,
         eval_dataset=data[:32],
-        callbacks=[jc_hf.callback(job)] + ([SlowSteps()] if long else []),
+        callbacks=[jc_hf.callback(job)] + ([SlowSteps()] if long or budget else []),
     )
     trainer.train()
     # what the Trainer itself logged, for the test to compare with the markers
@@ -174,7 +192,15 @@ def main() -> None:
     framework, mode, url, job_id, work = sys.argv[1:6]
     work_dir = Path(work)
     run = {"keras": run_keras, "lightning": run_lightning, "hf": run_hf}[framework]
-    with joulecast.job(job_id, epochs=JOB_EPOCHS, url=url, gpus=[0], flush_timeout=30) as job:
+    budget = {}
+    if os.environ.get("JOULECAST_TEST_BUDGET_KWH"):
+        budget = {
+            "budget_kwh": float(os.environ["JOULECAST_TEST_BUDGET_KWH"]),
+            "on_budget": os.environ.get("JOULECAST_TEST_ON_BUDGET", "stop"),
+        }
+    with joulecast.job(
+        job_id, epochs=JOB_EPOCHS, url=url, gpus=[0], flush_timeout=30, **budget
+    ) as job:
         run(mode, job, work_dir)
 
 
