@@ -46,6 +46,8 @@ class Budget:
     kg_co2e: float | None = None
     grid_g_per_kwh: float | None = None
     nodes: int = 1
+    #: a stop needs the projection over the budget at this many checkpoints in a row
+    confirm: int = 2
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -62,6 +64,8 @@ class Budget:
             raise SchemaError("a budget needs budget_kwh or budget_kg_co2e")
         if self.nodes < 1:
             raise SchemaError("nodes must be at least 1")
+        if self.confirm < 1:
+            raise SchemaError("budget_confirm must be at least 1")
 
     @property
     def limit_j(self) -> float:
@@ -118,6 +122,8 @@ class BudgetWatch:
         self.last: BudgetDecision | None = None
         self.crossings = 0
         self.stopped = False  # latched: the run is to stop (action "stop")
+        self.stopped_at: int | None = None  # the epoch (or step) whose checkpoint decided it
+        self._over_streak = 0  # checkpoints in a row over the budget
 
     @property
     def unit(self) -> str:
@@ -208,6 +214,9 @@ class BudgetWatch:
         return BudgetDecision(value > limit, value, central, upper, limit, at, self.unit)
 
     def _record(self, d: BudgetDecision) -> None:
+        self._over_streak = self._over_streak + 1 if d.over else 0
+        if d.over and self._over_streak < self.budget.confirm:
+            return  # not yet: one checkpoint over may be early noise
         was = bool(self.last and self.last.over)
         self.last = d
         if d.over == was or self.stopped:  # a run told to stop is not told otherwise
@@ -222,7 +231,7 @@ class BudgetWatch:
             self._report(f"joulecast: job {self.job_id} is back under its energy budget: {numbers}")
             return
         if self.budget.action == "stop":
-            self.stopped = True
+            self.stopped, self.stopped_at = True, d.at
             self._report(
                 f"joulecast: job {self.job_id} is over its energy budget: {numbers}; "
                 "training stops after this one (on_budget='stop')"

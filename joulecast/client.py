@@ -119,6 +119,7 @@ class Job:
         budget_kg_co2e: float | None = None,
         grid_g_per_kwh: float | None = None,
         on_over_budget: Callable[[Job], None] | None = None,
+        budget_confirm: int = 2,
     ) -> None:
         self.job_id = validate_job_id(job_id or job_id_from_environment())
         self.epochs_planned = planned_epochs(epochs)
@@ -167,7 +168,7 @@ class Job:
         if budget_kwh is not None or budget_kg_co2e is not None:
             budget = Budget(
                 budget_kwh, on_budget, budget_on, budget_kg_co2e, grid_g_per_kwh,
-                nodes_from_environment(),
+                nodes_from_environment(), budget_confirm,
             )  # fmt: skip
             self._setup_budget(budget)
         if embedded:

@@ -35,7 +35,7 @@ def feed(w: BudgetWatch, per_epoch: list[float]) -> list:
     return out
 
 
-def test_no_decision_before_the_window_is_stable_then_a_stop_latches():
+def test_no_decision_before_the_window_is_stable_then_a_confirmed_stop_latches():
     w, said = watch(1500.0)
     decisions = feed(w, [100.0] * 8)
     first = next(i for i, d in enumerate(decisions, start=1) if d is not None)
@@ -43,6 +43,7 @@ def test_no_decision_before_the_window_is_stable_then_a_stop_latches():
     assert all(d is None for d in decisions[: first - 1])
     d = decisions[first - 1]
     assert d.over and d.central_j == pytest.approx(2000, rel=0.01) and d.limit_j == 1500
+    assert w.stopped_at == first + 1  # said at the second checkpoint over it (confirm=2)
     assert w.over_budget and w.stopped and len(said) == 1 and "training stops" in said[0]
     for i in range(9, 16):  # the epochs turn cheap: a run told to stop stays told
         w.on_epoch(i, float(i), 800.0 + (i - 8) * 5.0)
