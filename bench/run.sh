@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 echo "== STEP accuracy (real traces)";           "$PY" bench/step_bench.py
 echo "== STEP default, cross-validated";       "$PY" bench/step_select.py
+echo "== budgets on real traces";               "$PY" bench/budget_replay.py
 echo "== PRE accuracy (reference runs)";         "$PY" bench/pre_bench.py --quick
 echo "== PRE forecast latency";                 "$PY" bench/pre_latency.py
 echo "== marker delivery";                       "$PY" bench/marker_bench.py
