@@ -75,6 +75,10 @@ SCHEDULER_LABELS: dict[str, int] = {
     "job_name": 128,
     "array_job_id": 32,
     "array_task_id": 32,
+    # Kubernetes: the pod's container that holds the GPUs
+    "namespace": 63,
+    "pod": 253,
+    "container": 63,
 }
 
 
@@ -87,6 +91,9 @@ class SchedulerLabels:
     job_name: str = ""
     array_job_id: str = ""
     array_task_id: str = ""
+    namespace: str = ""
+    pod: str = ""
+    container: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v}

@@ -269,6 +269,8 @@ OUTCOMES = (
     "preempted",
     "node_fail",
     "out_of_memory",
+    # a source saw it end without saying how (a Kubernetes pod whose GPUs were released)
+    "ended",
 )
 #: outcomes that count as a failed run (``joulecast_job_failed``)
 FAILED_OUTCOMES = frozenset({"failed", "node_fail", "out_of_memory"})

@@ -9,7 +9,11 @@
   ``budget_stopped`` over Slurm's ``COMPLETED``: the client knows why it exited early.
 * A live job this source registered that is absent from ``missing_polls`` polls in a row
   (the controller forgot it, or it ended while the exporter was down and was purged)
-  ends as ``lost``.
+  ends as ``lost`` (a source that lists only running jobs, the kubelet, says ``ended``),
+  at the first poll it was missing from.
+* A job its client registered under a name of its own (``JOULECAST_JOB_ID``) with this
+  source's labels of the same container (Kubernetes: namespace, pod, container) is that
+  container's job: the source registers no second one on its GPUs.
 * A job first seen already ended was never charged on this node: it is counted
   (``missed``) when the source says it ran here, never published with an energy it did
   not measure. Ended jobs the registry does not know (other nodes') are ignored.
@@ -18,13 +22,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from joulecast.budget import BUDGET_STOPPED
 from joulecast.exporter.jobs.model import JobError, JobRecord, UnknownJob
 from joulecast.exporter.jobs.registry import JobRegistry
 from joulecast.exporter.sources.base import FoundJob, JobSource
-from joulecast.schema import LOST, FinishMarker
+from joulecast.schema import LOST, FinishMarker, SchedulerLabels
 
 log = logging.getLogger("joulecast.exporter")
 
@@ -44,18 +49,31 @@ class SourceSync:
     source: JobSource
     missing_polls: int = 2
     counts: SyncCounts = field(default_factory=SyncCounts)
-    _absent: dict[str, int] = field(default_factory=dict)
+    _absent: dict[str, tuple[int, float]] = field(default_factory=dict)
 
-    def apply(self, found: list[FoundJob]) -> None:
+    def apply(self, found: list[FoundJob], now: float | None = None) -> None:
         seen = set()
+        claimed = self._claimed()
         for job in found:
             seen.add(job.spec.job_id)
             record = self._record(job.spec.job_id)
+            if job.outcome is None and record is None and _key(job.spec.scheduler) in claimed:
+                seen.add(claimed[_key(job.spec.scheduler)])
+                continue
             if job.outcome is None:
                 self._running(job, record)
             else:
                 self._ended(job, record)
-        self._forget_absent(seen)
+        self._forget_absent(seen, time.time() if now is None else now)
+
+    def _claimed(self) -> dict[tuple, str]:
+        """Live jobs its clients registered with this source's container labels."""
+        out = {}
+        for r in self.registry.snapshot():
+            sched = r.spec.scheduler
+            if r.live and sched is not None and sched.scheduler == self.source.name and _key(sched):
+                out[_key(sched)] = r.job_id
+        return out
 
     def _record(self, job_id: str) -> JobRecord | None:
         try:
@@ -88,7 +106,8 @@ class SourceSync:
         self.registry.finish(job.spec.job_id, FinishMarker(outcome), at=job.ended_at, verdict=True)
         self.counts.ended += record.live
 
-    def _forget_absent(self, seen: set[str]) -> None:
+    def _forget_absent(self, seen: set[str], now: float) -> None:
+        vanished = getattr(self.source, "vanished_outcome", LOST)
         for record in self.registry.snapshot():
             mine = record.spec.scheduler is not None and (
                 record.spec.scheduler.scheduler == self.source.name
@@ -96,8 +115,16 @@ class SourceSync:
             if not mine or not record.live or record.job_id in seen:
                 self._absent.pop(record.job_id, None)
                 continue
-            self._absent[record.job_id] = misses = self._absent.get(record.job_id, 0) + 1
-            if misses >= self.missing_polls:
-                self.registry.finish(record.job_id, FinishMarker(LOST), verdict=True)
+            misses, since = self._absent.get(record.job_id, (0, now))
+            self._absent[record.job_id] = (misses + 1, since)
+            if misses + 1 >= self.missing_polls:
+                self.registry.finish(record.job_id, FinishMarker(vanished), at=since, verdict=True)
                 self._absent.pop(record.job_id, None)
                 self.counts.lost += 1
+
+
+def _key(labels: SchedulerLabels | None) -> tuple:
+    """Which container a job is, to a source that names containers."""
+    if labels is None or not labels.container:
+        return ()
+    return (labels.scheduler, labels.namespace, labels.pod, labels.container)
