@@ -17,13 +17,7 @@ from joulecast.exporter.jobs import attribution, limits, liveness, resume
 from joulecast.exporter.jobs.attribution import GpuIndex
 from joulecast.exporter.jobs.gpus import GpuDirectory
 from joulecast.exporter.jobs.history import EnergyHistory, energy_at
-from joulecast.exporter.jobs.model import (
-    Conflict,
-    JobRecord,
-    UnknownJob,
-    apply_changes,
-    plan_after,
-)
+from joulecast.exporter.jobs.model import Conflict, JobRecord, UnknownJob, apply_changes, plan_after
 from joulecast.exporter.jobs.store import JobStore
 from joulecast.schema import LOST, BudgetEvent, EpochMarker, FinishMarker, JobSpec, StepMarker
 
