@@ -44,6 +44,7 @@ from joulecast.budget import BUDGET_STOPPED, Budget, BudgetWatch
 from joulecast.environment import (
     gpus_from_environment,
     job_id_from_environment,
+    kubernetes_labels,
     local_rank_from_environment,
     nodes_from_environment,
     rank_from_environment,
@@ -266,6 +267,7 @@ class Job:
             start_epoch=self.start_epoch,
             steps_planned=self.steps_planned,
             heartbeat_s=self.heartbeat_s if self.heartbeat_s > 0 else None,
+            scheduler=kubernetes_labels(),
         )
 
     def _registration(self) -> Request:

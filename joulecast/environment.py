@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from joulecast.schema import SchemaError, parse_gpu_selector, validate_job_id
+from joulecast.schema import (
+    SchedulerLabels,
+    SchemaError,
+    parse_gpu_selector,
+    parse_scheduler_labels,
+    validate_job_id,
+)
 
 
 def _selector(env: Mapping[str, str], var: str) -> tuple[list[int], list[str]] | None:
@@ -74,13 +80,18 @@ def job_id_from_environment(env: Mapping[str, str] | None = None) -> str | None:
     Slurm job as Slurm prints it (``1234``, or ``1234_7`` for an array task), so that the
     client's markers enrich the job the exporter's Slurm source found. Every ``srun`` step
     of an allocation is the same job; a script that wants one job per step names it, e.g.
-    ``f"{os.environ['SLURM_JOB_ID']}.{os.environ['SLURM_STEP_ID']}"``."""
+    ``f"{os.environ['SLURM_JOB_ID']}.{os.environ['SLURM_STEP_ID']}"``. In a Kubernetes
+    pod: ``namespace:pod:container`` from the downward API's ``POD_NAMESPACE`` and
+    ``POD_NAME`` and the container's ``CONTAINER_NAME``, the job the Kubernetes source
+    found (docs/kubernetes.md)."""
     env = os.environ if env is None else env
     array_job, task = env.get("SLURM_ARRAY_JOB_ID", ""), env.get("SLURM_ARRAY_TASK_ID", "")
+    pod = kubernetes_labels(env)
     for candidate in (
         env.get("JOULECAST_JOB_ID", ""),
         f"{array_job}_{task}" if array_job.isdigit() and task.isdigit() else "",
         env.get("SLURM_JOB_ID", ""),
+        f"{pod.namespace}:{pod.pod}:{pod.container}" if pod and pod.container else "",
     ):
         try:
             return validate_job_id(candidate.strip())
@@ -105,3 +116,22 @@ def nodes_from_environment(env: Mapping[str, str] | None = None) -> int:
     if world and local and world % local == 0:
         return world // local
     return number("SLURM_JOB_NUM_NODES") or number("SLURM_NNODES") or 1
+
+
+def kubernetes_labels(env: Mapping[str, str] | None = None) -> SchedulerLabels | None:
+    """The pod's container this process runs in, from the downward API (``POD_NAMESPACE``,
+    ``POD_NAME``) and ``CONTAINER_NAME`` (which the pod spec sets: the downward API has no
+    field for it); None outside a pod. Sent with the registration, they tell the exporter's
+    Kubernetes source that a job the script named itself is this container's."""
+    env = os.environ if env is None else env
+    namespace, pod = env.get("POD_NAMESPACE", "").strip(), env.get("POD_NAME", "").strip()
+    if not namespace or not pod:
+        return None
+    payload = {"scheduler": "kubernetes", "namespace": namespace, "pod": pod}
+    container = env.get("CONTAINER_NAME", "").strip()
+    if container:
+        payload["container"] = container
+    try:
+        return parse_scheduler_labels(payload)
+    except SchemaError:
+        return None

@@ -13,7 +13,8 @@
   at the first poll it was missing from.
 * A job its client registered under a name of its own (``JOULECAST_JOB_ID``) with this
   source's labels of the same container (Kubernetes: namespace, pod, container) is that
-  container's job: the source registers no second one on its GPUs.
+  container's job: the source registers no second one on its GPUs, and ends the one it
+  found before the client named it (what that one was charged until then stays on it).
 * A job first seen already ended was never charged on this node: it is counted
   (``missed``) when the source says it ran here, never published with an energy it did
   not measure. Ended jobs the registry does not know (other nodes') are ignored.
@@ -57,8 +58,11 @@ class SourceSync:
         for job in found:
             seen.add(job.spec.job_id)
             record = self._record(job.spec.job_id)
-            if job.outcome is None and record is None and _key(job.spec.scheduler) in claimed:
-                seen.add(claimed[_key(job.spec.scheduler)])
+            owner = _owner(claimed, job.spec.scheduler)
+            if job.outcome is None and owner is not None and owner != job.spec.job_id:
+                seen.add(owner)
+                if record is not None and record.live:  # found before its client named it
+                    self.registry.finish(record.job_id, FinishMarker("ended"), verdict=True)
                 continue
             if job.outcome is None:
                 self._running(job, record)
@@ -124,7 +128,16 @@ class SourceSync:
 
 
 def _key(labels: SchedulerLabels | None) -> tuple:
-    """Which container a job is, to a source that names containers."""
-    if labels is None or not labels.container:
+    """Which container (or pod, when the client did not say its container) a job is, to a
+    source that names pods."""
+    if labels is None or not labels.pod:
         return ()
     return (labels.scheduler, labels.namespace, labels.pod, labels.container)
+
+
+def _owner(claimed: dict[tuple, str], labels: SchedulerLabels | None) -> str | None:
+    """The client job that claimed this container, or its whole pod."""
+    key = _key(labels)
+    if not key:
+        return None
+    return claimed.get(key) or claimed.get((*key[:3], ""))

@@ -148,3 +148,42 @@ def test_a_client_named_job_of_a_pod_is_that_pods_job(kubelet):
         sync.apply(sync.source.poll())
     assert [r.job_id for r in reg.snapshot()] == ["llm-sft-7"]  # no second job on the board
     assert reg.get("llm-sft-7").live
+
+
+def test_the_client_in_a_pod_attaches_to_its_containers_job(kubelet, make_exporter, monkeypatch):
+    import joulecast
+
+    kubelet.pods = [
+        Pod("ml", "sft-0", {"trainer": [(GPU, [uuid(0)])]}),
+        Pod("ml", "sft-1", {"trainer": [(GPU, [uuid(1)])]}),
+    ]
+    exp = make_exporter(
+        "--backend", "simulated", "--simulated.gpus", "2",
+        "--source.kubernetes", "--kubelet.pod-resources-socket", kubelet.socket_path,
+        "--sources.poll-interval", "0.3",
+    )  # fmt: skip
+    monkeypatch.setenv("POD_NAMESPACE", "ml")
+    monkeypatch.setenv("POD_NAME", "sft-0")
+    monkeypatch.setenv("CONTAINER_NAME", "trainer")
+    with joulecast.job(None, epochs=2, url=exp.url, gpus=[0]) as job:  # the default id
+        assert job.job_id == "ml:sft-0:trainer"
+        job.epoch_end()
+    monkeypatch.setenv("POD_NAME", "sft-1")
+    monkeypatch.setenv("JOULECAST_JOB_ID", "llm-sft")  # one name for the job's pods
+    with joulecast.job(None, epochs=2, url=exp.url, gpus=[1]) as job:
+        job.flush()
+        found = _wait(lambda: _ended(exp, "ml:sft-1:trainer"), "the container's job handed over")
+        assert found.outcome == "ended"  # found before its client named it: no second job
+        assert exp.registry.get("llm-sft").spec.scheduler.pod == "sft-1"
+        calls = kubelet.calls
+        _wait(lambda: kubelet.calls >= calls + 2, "two more polls")
+        live = [r.job_id for r in exp.registry.snapshot() if r.live and 1 in r.gpus]
+        assert live == ["llm-sft"]
+        job.epoch_end()
+    first = exp.registry.get("ml:sft-0:trainer")
+    assert first.epochs_completed == 1 and first.spec.scheduler.container == "trainer"
+
+
+def _ended(exp, job_id):
+    r = _job(exp, job_id)
+    return r if r is not None and not r.live else None
