@@ -1,5 +1,5 @@
-"""joulecast / Accounting: GPU energy of scheduler jobs (Slurm) by account, user and
-partition over the period picked, the jobs that cost most, and those over their budget.
+"""joulecast / Accounting: GPU energy of scheduler jobs by Slurm account, user and
+partition and by Kubernetes namespace over the period picked, the jobs that cost most, and those over their budget.
 
 A job's energy is never copied per label: each query multiplies the job's own counter by
 its ``joulecast_job_info`` labels (``max by`` one series per job), then sums.
@@ -77,14 +77,14 @@ def period(b: Board) -> None:
 
 
 def breakdown(b: Board) -> None:
-    b.row("By account, user, partition")
-    for label, title in (("account", "account"), ("user", "user"), ("partition", "partition")):
+    b.row("By account, user, partition (Slurm) and namespace (Kubernetes)")
+    for label in ("account", "user", "partition", "namespace"):
         b.bargauge(
-            f"GPU energy by {title}",
-            [Query(f"sort_desc({by('scheduler', label)})", f"{{{{{label}}}}}")],
+            f"GPU energy by {label}",
+            [Query(f"sort_desc({by('scheduler', label)})", f"{{{{scheduler}}}} {{{{{label}}}}}")],
             unit="kwatth",
             decimals=2,
-            w=8,
+            w=6,
         )
     b.timeseries(
         "GPU energy of the last day, by account",
