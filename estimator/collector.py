@@ -76,6 +76,17 @@ class ServiceCollector(Collector):
         for kind, count in sorted(s.skipped_samples.items()):
             skipped.add_metric([kind], count)
         yield skipped
+        yield CounterMetricFamily(
+            "joulecast_estimator_partial_responses",
+            "Answers of the store that came with warnings (a partial response: a Thanos "
+            "store or a Mimir querier short); their data is used.",
+            value=s.partial_responses,
+        )
+        yield CounterMetricFamily(
+            "joulecast_estimator_query_splits",
+            "Queries the store refused for its series limit, done again in two halves.",
+            value=s.limit_splits,
+        )
         yield GaugeMetricFamily(
             "joulecast_estimator_jobs_dropped",
             "Jobs in Prometheus left out of the last cycle: the estimator tracks "

@@ -85,6 +85,8 @@ class EstimatorSnapshot:
     calibration_jobs: dict[tuple[str, int, str], int] = field(default_factory=dict)
     calibration_min_jobs: int = 10
     jobs_dropped: int = 0
+    limit_splits: int = 0  # totals since start
+    partial_responses: int = 0
 
 
 class Estimator:
@@ -119,6 +121,7 @@ class Estimator:
         self._clock = clock
         self._errors: dict[str, int] = {}
         self._skipped: dict[str, int] = {}
+        self._limit_splits = self._partial = 0
         self._lock = threading.Lock()
         self._snapshot = EstimatorSnapshot()
         self._last_success: float | None = None
@@ -171,6 +174,8 @@ class Estimator:
             return self._failed(err, now, start, self.client.queries - q0)
         for kind, n in tsdb.skipped.items():
             self._skipped[kind] = self._skipped.get(kind, 0) + n
+        self._limit_splits += tsdb.limit_splits
+        self._partial += tsdb.partial_responses
         combined = self.book.merge(tsdb, now)
         self.step.merge(combined, now)
         self._learn_runs(combined.states.values())
@@ -228,6 +233,8 @@ class Estimator:
             calibration_jobs=self.step.calibration.sizes(),
             calibration_min_jobs=self.step.calibration.min_jobs,
             jobs_dropped=self.book.dropped,
+            limit_splits=self._limit_splits,
+            partial_responses=self._partial,
         )
         with self._lock:
             self._snapshot = snap

@@ -16,7 +16,9 @@ reaches the collectors.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,9 +26,20 @@ from typing import Any
 
 import requests
 
+log = logging.getLogger("joulecast.estimator")
+#: what the stores say when a query fetches more series than they allow
+LIMIT_ERROR = re.compile(
+    r"maxUniqueTimeseries|max_fetched_series|max(imum)?[ _]number[ _]of[ _]series|"
+    r"series limit|too many (time ?)?series|exceeds? the limit of .*series",
+    re.IGNORECASE,
+)
+
 
 class PromError(Exception):
-    """A query failed. ``kind``: unreachable, timeout, http_status, bad_response, query_error."""
+    """A query failed. ``kind``: unreachable, timeout, tls, http_status, bad_response,
+    query_error, or limit (the store refused a query that fetches too many series:
+    VictoriaMetrics' ``-search.maxUniqueTimeseries``, Mimir's ``max_fetched_series_per_query``,
+    Thanos' and Cortex's series limits; the caller may split it)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -97,6 +110,8 @@ class PromClient:
         self._sleep = sleep
         self.queries = 0  # queries issued by this client (for per-cycle accounting)
         self.bad_labels = 0  # series left out for their labels, since start
+        self.partial_responses = 0  # answers with warnings (a store down behind Thanos)
+        self._last_warning = ""
         self._session.headers.update(config.headers)
         if config.bearer_token:
             self._session.headers["Authorization"] = f"Bearer {config.bearer_token}"
@@ -151,11 +166,12 @@ class PromClient:
             if not isinstance(body, dict):
                 raise PromError("bad_response", f"{url}: JSON is not an object")
             if body.get("status") != "success":
+                error = str(body.get("error", resp.status_code))
                 kind = "query_error" if resp.status_code in (400, 422) else "http_status"
-                raise PromError(
-                    kind,
-                    f"{url}: {body.get('errorType', '')} {body.get('error', resp.status_code)}",
-                )
+                if LIMIT_ERROR.search(error):
+                    kind = "limit"
+                raise PromError(kind, f"{url}: {body.get('errorType', '')} {error}"[:1000])
+            self._warnings(body.get("warnings"), url)
             data = body.get("data")
             if (
                 not isinstance(data, dict)
@@ -166,6 +182,17 @@ class PromClient:
             return data
         assert last is not None
         raise last
+
+    def _warnings(self, warnings: Any, url: str) -> None:
+        """A partial response (Thanos with a store down, Mimir with a querier short): the
+        data is used, the answer counted, the warning logged when it changes."""
+        if not isinstance(warnings, list) or not warnings:
+            return
+        self.partial_responses += 1
+        text = "; ".join(str(w) for w in warnings)[:500]
+        if text != self._last_warning:
+            self._last_warning = text
+            log.warning("partial response from %s: %s", url, text)
 
     def _read(self, resp: requests.Response, deadline: float, url: str) -> bytes:
         """The whole answer body, by the deadline and within the size cap."""

@@ -104,6 +104,20 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     )
     f(
         g,
+        "--prometheus.tenant",
+        default="",
+        help="Tenant the store serves (sent in --prometheus.tenant-header: Mimir, Cortex, "
+        "a multi-tenant proxy; VictoriaMetrics cluster takes it in the URL path instead)",
+    )
+    f(g, "--prometheus.tenant-file", default="", help="File holding the tenant")
+    f(
+        g,
+        "--prometheus.tenant-header",
+        default="X-Scope-OrgID",
+        help="Header that carries the tenant",
+    )
+    f(
+        g,
         "--query.lookback",
         default=86400.0,
         type=positive_float,
@@ -120,6 +134,12 @@ def prom_config(args: argparse.Namespace) -> PromConfig:
     token = args.prometheus_bearer_token or None
     if args.prometheus_bearer_token_file:
         token = _secret(args.prometheus_bearer_token_file, "--prometheus.bearer-token-file")
+    headers = dict(args.prometheus_headers)
+    tenant = args.prometheus_tenant or None
+    if args.prometheus_tenant_file:
+        tenant = _secret(args.prometheus_tenant_file, "--prometheus.tenant-file")
+    if tenant:
+        headers[args.prometheus_tenant_header] = tenant
     return PromConfig(
         url=args.prometheus_url,
         timeout_s=args.prometheus_timeout,
@@ -128,7 +148,7 @@ def prom_config(args: argparse.Namespace) -> PromConfig:
         username=args.prometheus_username or None,
         password=password,
         bearer_token=token,
-        headers=dict(args.prometheus_headers),
+        headers=headers,
         ca_file=_readable(args.prometheus_tls_ca_file, "--prometheus.tls.ca-file"),
         cert_file=_readable(args.prometheus_tls_cert_file, "--prometheus.tls.cert-file"),
         key_file=_readable(args.prometheus_tls_key_file, "--prometheus.tls.key-file"),

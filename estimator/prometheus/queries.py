@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from joulecast.estimator.prometheus.client import PromClient, Sample, Series
+from joulecast.estimator.prometheus.client import PromClient, PromError, Sample, Series
+
+T = TypeVar("T")
 
 HISTORY = (
     '{__name__=~"joulecast_job_(epochs_completed|epoch_end_energy_joules|epoch_end_timestamp_seconds'
@@ -78,11 +82,50 @@ class JobState:
     nodes: int = 1  # exporters the job was seen on (after combining)
 
 
+#: every first character a job id may have (``validate_job_id``): the halves a query is
+#: split along when a store refuses it for its series limit
+ID_FIRST = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+MAX_SPLITS = 6  # halvings: 64 queries at most in place of one
+
+
+def narrowed(selector: str, chars: str) -> str:
+    """``selector`` for the jobs whose id starts with one of ``chars``."""
+    return selector[:-1] + f',job_id=~"[{chars}].*"' + "}"
+
+
+def split_on_limit(
+    fetch: Callable[[str], list[T]],
+    selector: str,
+    splits: Counter,
+    chars: str = ID_FIRST,
+    depth: int = 0,
+) -> list[T]:
+    """``fetch(selector)``; when the store refuses it for its series limit, the same over
+    two halves of the jobs (by the first character of their id), and so on: the cycle is
+    done in more queries rather than failed. Counted in ``splits["limit"]``."""
+    try:
+        return fetch(selector if chars == ID_FIRST else narrowed(selector, chars))
+    except PromError as err:
+        if err.kind != "limit" or depth >= MAX_SPLITS or len(chars) < 2:
+            raise
+    splits["limit"] += 1
+    half = len(chars) // 2
+    return [
+        *split_on_limit(fetch, selector, splits, chars[:half], depth + 1),
+        *split_on_limit(fetch, selector, splits, chars[half:], depth + 1),
+    ]
+
+
 def fetch_history(
-    client: PromClient, window_s: float, at: float | None = None, skipped: Counter | None = None
+    client: PromClient,
+    window_s: float,
+    at: float | None = None,
+    skipped: Counter | None = None,
+    splits: Counter | None = None,
 ) -> tuple[NodeHistory, NodeHistory]:
     """Epoch and step checkpoints of every job and node seen in the last ``window_s`` s."""
-    series = client.query_raw(HISTORY, window_s, at)
+    splits = Counter() if splits is None else splits
+    series = split_on_limit(lambda sel: client.query_raw(sel, window_s, at), HISTORY, splits)
     return group_history(series, skipped), group_history(series, skipped, STEP_SERIES)
 
 
@@ -156,9 +199,13 @@ NodeStates = dict[str, dict[str, JobState]]
 
 
 def fetch_state(
-    client: PromClient, at: float | None = None, skipped: Counter | None = None
+    client: PromClient,
+    at: float | None = None,
+    skipped: Counter | None = None,
+    splits: Counter | None = None,
 ) -> NodeStates:
-    return group_state(client.query(STATE, at), skipped)
+    splits = Counter() if splits is None else splits
+    return group_state(split_on_limit(lambda sel: client.query(sel, at), STATE, splits), skipped)
 
 
 def group_state(samples: list[Sample], skipped: Counter | None = None) -> NodeStates:
@@ -207,6 +254,8 @@ class TsdbView:
     fleet_gpus: tuple[str, ...] = ()
     carbon_intensity: float | None = None
     skipped: dict[str, int] = field(default_factory=dict)  # bad samples left out, by kind
+    limit_splits: int = 0  # queries split in halves for a store's series limit
+    partial_responses: int = 0  # answers that came with warnings
 
 
 def fetch_cycle(
@@ -220,9 +269,10 @@ def fetch_cycle(
 ) -> TsdbView:
     """One cycle's reads; raises :class:`PromError` when any of them fails."""
     skipped: Counter = Counter()
-    bad_labels = client.bad_labels
-    history, steps = fetch_history(client, window_s, at, skipped)
-    states = fetch_state(client, at, skipped)
+    splits: Counter = Counter()
+    bad_labels, partial = client.bad_labels, client.partial_responses
+    history, steps = fetch_history(client, window_s, at, skipped, splits)
+    states = fetch_state(client, at, skipped, splits)
     carbon = carbon_default
     if carbon_query:
         samples = client.query(carbon_query, at)
@@ -233,4 +283,13 @@ def fetch_cycle(
     gpus = tuple(fetch_gpu_models(client, at)) if fleet else ()
     if client.bad_labels > bad_labels:
         skipped["bad_label"] += client.bad_labels - bad_labels
-    return TsdbView(history, states, steps, gpus, carbon, dict(skipped))
+    return TsdbView(
+        history,
+        states,
+        steps,
+        gpus,
+        carbon,
+        dict(skipped),
+        splits["limit"],
+        client.partial_responses - partial,
+    )

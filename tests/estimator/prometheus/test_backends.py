@@ -1,0 +1,155 @@
+"""The estimator against the stores fleets run, through a proxy in front of a real
+Prometheus that stands in for their paths, tenant header, series limit and partial
+responses (VictoriaMetrics cluster, Mimir and Thanos are not packaged here): a path prefix
+and a tenant from a file reach the store, a query refused for its series limit is split
+until it passes and no job is lost, a partial response is used and counted."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+import joulecast
+from joulecast.estimator.cli import build, build_parser
+from tests.stack import prom_query, start_tsdb, wait_for
+
+pytestmark = pytest.mark.integration
+PREFIX = "/select/42/prometheus"  # VictoriaMetrics cluster's tenant path
+JOBS = ["a-1", "b-2", "m-3", "x-4", "Z-5", "7-g"]
+
+
+class StoreProxy:
+    """Forwards ``PREFIX/api/v1/...`` to Prometheus when the tenant header is right; over
+    ``max_series`` series it answers Mimir's limit error; ``warn`` adds Thanos' warnings."""
+
+    def __init__(self, upstream: str, tenant: str) -> None:
+        self.upstream, self.tenant = upstream, tenant
+        self.max_series: int | None = None
+        self.warn = False
+        self.refused = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not self.path.startswith(PREFIX + "/api/v1/"):
+                    return self._send(404, {"status": "error", "error": "no such path"})
+                if self.headers.get("X-Scope-OrgID") != outer.tenant:
+                    return self._send(401, {"status": "error", "error": "no org id"})
+                path = self.path[len(PREFIX) :]
+                req = urllib.request.Request(outer.upstream + path, data=body, method="POST")
+                req.add_header("Content-Type", "application/x-www-form-urlencoded")
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    answer = json.loads(resp.read())
+                series = len(answer.get("data", {}).get("result", []))
+                if outer.max_series is not None and series > outer.max_series:
+                    outer.refused += 1
+                    limit = f"the query hit the max number of series limit (limit: {outer.max_series} series)"
+                    return self._send(
+                        422, {"status": "error", "errorType": "execution", "error": limit}
+                    )
+                if outer.warn:
+                    answer["warnings"] = ["store 10.0.0.7:10901 unavailable: partial response"]
+                return self._send(200, answer)
+
+            def _send(self, status: int, doc: dict):
+                payload = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from joulecast.exporter.cli import build as build_exporter
+    from joulecast.exporter.cli import build_parser as exporter_parser
+
+    tmp = tmp_path_factory.mktemp("backends")
+    exp = build_exporter(
+        exporter_parser().parse_args(
+            ["--web.listen-address", "127.0.0.1:0", "--state.dir", str(tmp / "state"),
+             "--no-collector.rapl", "--backend", "simulated", "--simulated.gpus", "1"]
+        )
+    )  # fmt: skip
+    exp.start()
+    db = start_tsdb("prometheus", tmp, {"exporter": [exp.url]})
+    jobs = [joulecast.job(j, epochs=10, url=exp.url, gpus=[0]) for j in JOBS]
+    for job in jobs:
+        job.register()
+    for _ in range(3):
+        time.sleep(0.4)
+        for job in jobs:
+            job.epoch_end()
+    for job in jobs:
+        job.flush()
+    wait_for(
+        lambda: len(prom_query(db.url, "joulecast_job_epochs_completed == 3")) == len(JOBS),
+        timeout=30,
+    )
+    proxy = StoreProxy(db.url, "team-a")
+    yield proxy, tmp
+    proxy.close()
+    db.stop()
+    exp.stop()
+
+
+def estimator(proxy: StoreProxy, tmp, *flags: str):
+    args = build_parser().parse_args(
+        ["--prometheus.url", proxy.url + PREFIX, "--web.listen-address", "127.0.0.1:0",
+         "--prometheus.retries", "0", *flags]
+    )  # fmt: skip
+    return build(args).estimator
+
+
+def test_a_path_prefix_and_a_tenant_from_a_file_reach_the_store(store):
+    proxy, tmp = store
+    (tmp / "tenant").write_text("team-a\n")
+    snap = estimator(proxy, tmp, "--prometheus.tenant-file", str(tmp / "tenant")).cycle()
+    assert not snap.stale and set(JOBS) <= set(snap.jobs)
+    wrong = estimator(proxy, tmp, "--prometheus.tenant", "team-b").cycle()
+    assert wrong.stale and wrong.errors  # refused by the store: said, not guessed
+
+
+def test_a_query_over_the_series_limit_is_split_until_it_passes(store):
+    proxy, tmp = store
+    proxy.max_series = 25  # a job has about a dozen state series: two jobs a query at most
+    try:
+        est = estimator(proxy, tmp, "--prometheus.tenant", "team-a")
+        snap = est.cycle()
+        assert not snap.stale and set(JOBS) <= set(snap.jobs)  # no job lost
+        assert snap.limit_splits > 0 and proxy.refused > 0
+        assert all(snap.jobs[j].epochs_completed == 3 for j in JOBS)
+    finally:
+        proxy.max_series = None
+
+
+def test_a_partial_response_is_used_and_counted(store):
+    proxy, tmp = store
+    proxy.warn = True
+    try:
+        est = estimator(proxy, tmp, "--prometheus.tenant", "team-a")
+        snap = est.cycle()
+        assert not snap.stale and set(JOBS) <= set(snap.jobs)
+        assert snap.partial_responses >= 2  # every query of the cycle came with warnings
+    finally:
+        proxy.warn = False
