@@ -34,6 +34,7 @@ from joulecast.serving.flags import (
     FlagError,
     add_flag,
     listen_address,
+    non_negative_int,
     positive_float,
     positive_int,
 )
@@ -68,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="Jobs tracked and published at most; past it jobs not yet known are left out "
         "(running ones first) and counted in joulecast_estimator_jobs_dropped",
+    )
+    f(
+        p,
+        "--shard.count",
+        default=1,
+        type=positive_int,
+        help="Estimator shards the jobs are dealt to (by job_bucket; docs/scaling.md)",
+    )
+    f(
+        p,
+        "--shard.index",
+        default=0,
+        type=non_negative_int,
+        help="This replica's shard, 0 to --shard.count - 1 (two replicas of one shard "
+        "publish the same series)",
     )
     f(
         p,
@@ -149,7 +165,13 @@ def build(args: argparse.Namespace) -> Service:
         calibration_min_jobs=settings.calibration_min_jobs,
         calibration_file=Path(args.step_calibration_file) if args.step_calibration_file else None,
         max_jobs=args.jobs_max_tracked,
+        shard_index=args.shard_index,
+        shard_count=args.shard_count,
     )
+    if args.shard_index >= args.shard_count:
+        raise ValueError(
+            f"--shard.index {args.shard_index} is not below --shard.count {args.shard_count}"
+        )
     rejections = FileRejections()
     pre_models, retrainer, ratings = pre_flags.pre_setup(args, rejections)
     queue = queue_flags.queue_store(args, rejections)

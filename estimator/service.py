@@ -34,6 +34,7 @@ from joulecast.estimator.step.baselines import BaselineConfig
 from joulecast.estimator.step.stage import JobResult, StepSettings, StepStage
 from joulecast.estimator.step.trackrecord import ErrorEntry
 from joulecast.serving.files import FileRejections
+from joulecast.shards import owned, owns
 from joulecast.step import StepConfig
 
 log = logging.getLogger("joulecast.estimator")
@@ -53,6 +54,14 @@ class EstimatorConfig:
     calibration_min_jobs: int = 10
     calibration_file: Path | None = None  # the interval calibration, kept across restarts
     max_jobs: int = 10_000  # jobs tracked and published; past it new ones are left out
+    shard_index: int = 0  # this replica's shard, of shard_count (joulecast/shards.py)
+    shard_count: int = 1
+
+    def buckets(self) -> tuple[int, ...] | None:
+        """The job buckets this shard reads; None: all (one shard)."""
+        if self.shard_count <= 1:
+            return None
+        return tuple(owned(self.shard_index, self.shard_count))
 
     def step_settings(self) -> StepSettings:
         return StepSettings(
@@ -119,6 +128,7 @@ class Estimator:
         if self._calibration_file is not None:
             self._calibration_file.load_into(self.step.calibration)
         self._clock = clock
+        self._buckets = config.buckets()
         self._errors: dict[str, int] = {}
         self._skipped: dict[str, int] = {}
         self._limit_splits = self._partial = 0
@@ -146,10 +156,12 @@ class Estimator:
             fleet=self.pre.enabled and (self.queue is not None or self.pending is not None),
             carbon_query=cfg.carbon_query,
             carbon_default=cfg.carbon_intensity,
+            buckets=self._buckets,
         )
 
     def _queued(self) -> list[QueuedJob]:
-        """The queue directory's jobs and Slurm's pending ones (a failed read is counted)."""
+        """The queue directory's jobs and Slurm's pending ones (a failed read is counted),
+        those of this shard."""
         jobs = self.queue.jobs() if self.queue is not None else []
         if self.pending is not None:
             try:
@@ -157,7 +169,8 @@ class Estimator:
             except SlurmQueueError as err:
                 log.warning("Slurm's pending queue not read: %s", err)
                 self._errors["slurm_queue"] = self._errors.get("slurm_queue", 0) + 1
-        return jobs
+        cfg = self.config
+        return [j for j in jobs if owns(cfg.shard_index, cfg.shard_count, j.job_id)]
 
     def _learn_runs(self, states: Iterable[JobState]) -> None:
         """Finished runs remembered by user and job name (kept on disk when one was added)."""

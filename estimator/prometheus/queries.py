@@ -88,6 +88,13 @@ ID_FIRST = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_SPLITS = 6  # halvings: 64 queries at most in place of one
 
 
+def in_buckets(selector: str, buckets: tuple[int, ...] | None) -> str:
+    """``selector`` for the jobs of a shard's buckets (``job_bucket``, joulecast/shards.py)."""
+    if buckets is None:
+        return selector
+    return selector[:-1] + f',job_bucket=~"{"|".join(map(str, buckets))}"' + "}"
+
+
 def narrowed(selector: str, chars: str) -> str:
     """``selector`` for the jobs whose id starts with one of ``chars``."""
     return selector[:-1] + f',job_id=~"[{chars}].*"' + "}"
@@ -122,10 +129,13 @@ def fetch_history(
     at: float | None = None,
     skipped: Counter | None = None,
     splits: Counter | None = None,
+    buckets: tuple[int, ...] | None = None,
 ) -> tuple[NodeHistory, NodeHistory]:
-    """Epoch and step checkpoints of every job and node seen in the last ``window_s`` s."""
+    """Epoch and step checkpoints of every job (of ``buckets``) and node seen in the last
+    ``window_s`` s."""
     splits = Counter() if splits is None else splits
-    series = split_on_limit(lambda sel: client.query_raw(sel, window_s, at), HISTORY, splits)
+    selector = in_buckets(HISTORY, buckets)
+    series = split_on_limit(lambda sel: client.query_raw(sel, window_s, at), selector, splits)
     return group_history(series, skipped), group_history(series, skipped, STEP_SERIES)
 
 
@@ -203,9 +213,11 @@ def fetch_state(
     at: float | None = None,
     skipped: Counter | None = None,
     splits: Counter | None = None,
+    buckets: tuple[int, ...] | None = None,
 ) -> NodeStates:
     splits = Counter() if splits is None else splits
-    return group_state(split_on_limit(lambda sel: client.query(sel, at), STATE, splits), skipped)
+    selector = in_buckets(STATE, buckets)
+    return group_state(split_on_limit(lambda sel: client.query(sel, at), selector, splits), skipped)
 
 
 def group_state(samples: list[Sample], skipped: Counter | None = None) -> NodeStates:
@@ -225,7 +237,7 @@ def group_state(samples: list[Sample], skipped: Counter | None = None) -> NodeSt
             st.features = {
                 k: v
                 for k, v in s.labels.items()
-                if v and k not in ("__name__", "job_id", "instance", "job")
+                if v and k not in ("__name__", "job_id", "job_bucket", "instance", "job")
             }
         elif name in _FLAGS:
             setattr(st, _FLAGS[name], s.value >= 0.5)
@@ -266,13 +278,14 @@ def fetch_cycle(
     fleet: bool = False,
     carbon_query: str | None = None,
     carbon_default: float | None = None,
+    buckets: tuple[int, ...] | None = None,
 ) -> TsdbView:
     """One cycle's reads; raises :class:`PromError` when any of them fails."""
     skipped: Counter = Counter()
     splits: Counter = Counter()
     bad_labels, partial = client.bad_labels, client.partial_responses
-    history, steps = fetch_history(client, window_s, at, skipped, splits)
-    states = fetch_state(client, at, skipped, splits)
+    history, steps = fetch_history(client, window_s, at, skipped, splits, buckets)
+    states = fetch_state(client, at, skipped, splits, buckets)
     carbon = carbon_default
     if carbon_query:
         samples = client.query(carbon_query, at)

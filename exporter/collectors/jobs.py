@@ -22,6 +22,7 @@ from joulecast.schema import (
     STRING_FEATURES,
     SchedulerLabels,
 )
+from joulecast.shards import bucket
 
 FEATURE_LABELS = [*STRING_FEATURES, *NUMERIC_FEATURES]
 SCHEDULER_LABEL_NAMES = list(SCHEDULER_LABELS)
@@ -56,13 +57,14 @@ class JobsCollector:
             g["tokens_completed"].add_metric(lv, r.tokens_completed)
 
     def collect_from(self, snap: NodeSnapshot) -> Iterator[Metric]:
-        L = ["job_id"]
+        L = ["job_id", "job_bucket"]  # the bucket: which estimator shard reads the job
         info = GaugeMetricFamily(
             "joulecast_job_info",
             "A job (registered through the marker API or found by a scheduler source), with "
             "its state (running or its outcome), features and scheduler labels.",
             labels=[
                 "job_id",
+                "job_bucket",
                 "state",
                 "gpus",
                 "gpu_model",
@@ -126,12 +128,12 @@ class JobsCollector:
             labels=L,
         )
         for r in sorted(self._registry.snapshot(), key=lambda r: r.job_id):
-            lv = [r.job_id]
+            lv = [r.job_id, str(bucket(r.job_id))]
             feats = r.spec.features
             sched = r.spec.scheduler or NO_SCHEDULER
             info.add_metric(
                 [
-                    r.job_id,
+                    *lv,
                     r.state(),
                     ",".join(map(str, r.gpus)),
                     ",".join(r.gpu_models),

@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from joulecast.shards import bucket
 from tests.conftest import http, scrape
 
 
@@ -151,7 +152,9 @@ def test_failed_job_resumes_from_its_start_epoch(exp):
         assert post(exp, "/api/v1/jobs/job-1/epochs", {"epoch": e, "metrics": {"e": e}})[0] == 200
     code, body = post(exp, "/api/v1/jobs/job-1/finish", {"outcome": "failed"})
     assert code == 200 and body["state"] == "failed"
-    assert 'joulecast_job_failed{job_id="job-1"} 1.0' in scrape(exp.url)
+    assert f'joulecast_job_failed{{job_bucket="{bucket("job-1")}",job_id="job-1"}} 1.0' in scrape(
+        exp.url
+    )
     # resumed from the checkpoint of epoch 2: epoch 3 is trained again
     spec = {"job_id": "job-1", "epochs_planned": 5, "start_epoch": 2}
     code, body = post(exp, "/api/v1/jobs", spec)

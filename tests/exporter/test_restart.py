@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from joulecast.shards import bucket
 from tests.conftest import http, scrape
 from tests.stack import free_port
 
@@ -92,7 +93,10 @@ def test_kill_9_keeps_every_acknowledged_marker(tmp_path):
         assert http("POST", f"{url}/api/v1/jobs/job-0/epochs", {"epoch": 7})[0] == 409
         # ... and a retry of the last marker is recorded once
         assert http("POST", f"{url}/api/v1/jobs/job-0/epochs", {"epoch": 8})[0] == 200
-        assert 'joulecast_job_epochs_completed{job_id="job-0"} 8.0' in scrape(url)
+        assert (
+            f'joulecast_job_epochs_completed{{job_bucket="{bucket("job-0")}",job_id="job-0"}} 8.0'
+            in scrape(url)
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from joulecast.shards import bucket
 from tests.conftest import scrape
 from tests.slurmcluster import NODE, SlurmCluster, start_slurm
 from tests.stack import ROOT, free_port
@@ -135,7 +136,7 @@ def test_every_kind_of_slurm_job_is_found_labelled_ended_and_charged_once(slurm,
         'job_name="crash"',
     ):
         assert label in info, info
-    assert f'joulecast_job_failed{{job_id="{failing}"}} 1.0' in text
+    assert f'joulecast_job_failed{{job_bucket="{bucket(failing)}",job_id="{failing}"}} 1.0' in text
     # the instrumented job's client may register before the source polls: then it merges
     registered = 'joulecast_source_jobs_total{action="registered",source="slurm"} '
     (line,) = [x for x in text.splitlines() if x.startswith(registered)]
