@@ -3,15 +3,12 @@ atomically, so a crash leaves the old calibration or the new one, never half of 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from joulecast.estimator.step.calibration import IntervalCalibration
-from joulecast.serving.files import FileRejections, read_small
+from joulecast.serving.files import FileRejections, read_small, write_json_atomic
 
 log = logging.getLogger("joulecast.estimator")
 
@@ -38,18 +35,7 @@ class CalibrationFile:
 
     def save(self, calibration: IntervalCalibration) -> bool:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(calibration.state(), fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_json_atomic(self.path, calibration.state())
         except OSError as err:
             log.warning("interval calibration not saved to %s: %s", self.path, err)
             return False

@@ -89,25 +89,25 @@ def scrape(url: str) -> str:
         return resp.read().decode()
 
 
-@pytest.fixture
-def make_exporter(tmp_path: Path) -> Iterator:
+def exporter_in_process(state_dir: Path, *flags: str, backend=None):
+    """A started exporter of this process (``exp.stop()`` when done)."""
     from joulecast.exporter.cli import build, build_parser
 
+    args = build_parser().parse_args(
+        ["--web.listen-address", "127.0.0.1:0", "--state.dir", str(state_dir),
+         "--no-collector.rapl", *flags]
+    )  # fmt: skip
+    exp = build(args, backend=backend)
+    exp.start()
+    return exp
+
+
+@pytest.fixture
+def make_exporter(tmp_path: Path) -> Iterator:
     started = []
 
     def factory(*flags: str, backend=None, state_dir: Path | None = None):
-        args = build_parser().parse_args(
-            [
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--state.dir",
-                str(state_dir or tmp_path / "state"),
-                "--no-collector.rapl",
-                *flags,
-            ]
-        )
-        exp = build(args, backend=backend)
-        exp.start()
+        exp = exporter_in_process(state_dir or tmp_path / "state", *flags, backend=backend)
         started.append(exp)
         return exp
 

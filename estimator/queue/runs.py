@@ -20,12 +20,9 @@ first) and kept across restarts in one JSON file replaced atomically.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import statistics
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -34,7 +31,7 @@ from pathlib import Path
 from joulecast.estimator.pre.model import JOB_COLUMNS, Forecast
 from joulecast.estimator.prometheus.queries import JobState
 from joulecast.estimator.records import float_or_none
-from joulecast.serving.files import FileRejections, read_small
+from joulecast.serving.files import FileRejections, read_small, write_json_atomic
 
 log = logging.getLogger("joulecast.estimator")
 
@@ -169,18 +166,7 @@ class RunHistory:
             ]
         }
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(doc, fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_json_atomic(self.path, doc)
         except OSError as err:
             log.warning("run history not saved to %s: %s", self.path, err)
             return False

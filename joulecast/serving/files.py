@@ -8,7 +8,11 @@ by kind for the daemon's ``joulecast_files_rejected_total{kind}``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -66,6 +70,23 @@ def read_small(path: Path, limit: int = MAX_SMALL_FILE) -> str:
         return data.decode()
     except UnicodeDecodeError as err:
         raise ValueError(f"not UTF-8 ({err.reason} at byte {err.start})") from None
+
+
+def write_json_atomic(path: Path, doc: object) -> None:
+    """Write ``doc`` as JSON to ``path`` through a temporary file, fsync and rename: a crash
+    leaves the old file or the new one, never half of one. OSError when it cannot."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class RejectionsCollector(Collector):

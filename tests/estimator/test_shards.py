@@ -10,6 +10,7 @@ import pytest
 import joulecast
 from joulecast.estimator.cli import build, build_parser
 from joulecast.shards import owns
+from tests.conftest import exporter_in_process
 from tests.stack import prom_query, start_tsdb, wait_for
 
 pytestmark = pytest.mark.integration
@@ -18,17 +19,8 @@ JOBS = [f"run-{i}" for i in range(12)]
 
 @pytest.fixture(scope="module")
 def tsdb(tmp_path_factory):
-    from joulecast.exporter.cli import build as build_exporter
-    from joulecast.exporter.cli import build_parser as exporter_parser
-
     tmp = tmp_path_factory.mktemp("shards")
-    exp = build_exporter(
-        exporter_parser().parse_args(
-            ["--web.listen-address", "127.0.0.1:0", "--state.dir", str(tmp / "state"),
-             "--no-collector.rapl", "--backend", "simulated", "--simulated.gpus", "2"]
-        )
-    )  # fmt: skip
-    exp.start()
+    exp = exporter_in_process(tmp / "state", "--backend", "simulated", "--simulated.gpus", "2")
     db = start_tsdb("prometheus", tmp, {"exporter": [exp.url]})
     jobs = [joulecast.job(j, epochs=20, url=exp.url, gpus=[i % 2]) for i, j in enumerate(JOBS)]
     for job in jobs:

@@ -18,6 +18,7 @@ import pytest
 
 import joulecast
 from joulecast.estimator.cli import build, build_parser
+from tests.conftest import exporter_in_process
 from tests.stack import prom_query, start_tsdb, wait_for
 
 pytestmark = pytest.mark.integration
@@ -81,17 +82,8 @@ class StoreProxy:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from joulecast.exporter.cli import build as build_exporter
-    from joulecast.exporter.cli import build_parser as exporter_parser
-
     tmp = tmp_path_factory.mktemp("backends")
-    exp = build_exporter(
-        exporter_parser().parse_args(
-            ["--web.listen-address", "127.0.0.1:0", "--state.dir", str(tmp / "state"),
-             "--no-collector.rapl", "--backend", "simulated", "--simulated.gpus", "1"]
-        )
-    )  # fmt: skip
-    exp.start()
+    exp = exporter_in_process(tmp / "state", "--backend", "simulated", "--simulated.gpus", "1")
     db = start_tsdb("prometheus", tmp, {"exporter": [exp.url]})
     jobs = [joulecast.job(j, epochs=10, url=exp.url, gpus=[0]) for j in JOBS]
     for job in jobs:
