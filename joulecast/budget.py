@@ -90,8 +90,11 @@ class BudgetDecision:
     unit: str  # "epoch" or "step"
 
 
-#: (done, energy, time) fields of the exporter's answer, after "epoch" or "step"
-_ANSWER_FIELDS = ("s_completed", "_end_energy_joules", "_end_timestamp")
+#: the (done, energy, time) fields of the exporter's answer to each kind of marker
+_ANSWER_FIELDS = {
+    "epoch": ("epochs_completed", "epoch_end_energy_joules", "epoch_end_timestamp"),
+    "step": ("steps_completed", "step_end_energy_joules", "step_end_timestamp"),
+}
 
 
 def _kwh(j: float) -> str:
@@ -147,9 +150,9 @@ class BudgetWatch:
         """Take the exporter's answer to an epoch or step marker (the job's energy at its
         end); the event to report when the projection crossed the budget, else None."""
         kind = what.split(" ", 1)[0]
-        if kind not in ("epoch", "step"):
+        if kind not in _ANSWER_FIELDS:
             return None
-        done, energy, at = (body.get(f"{kind}{s}") for s in _ANSWER_FIELDS)
+        done, energy, at = (body.get(name) for name in _ANSWER_FIELDS[kind])
         if not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in (done, energy, at)
         ):

@@ -91,6 +91,15 @@ class SlurmCluster:
     def squeue_command(self) -> str:
         return f"env SLURM_CONF={self.dir / 'slurm.conf'} squeue --json"
 
+    def exporter_flags(self, gpus: int, poll_s: float = 0.5) -> tuple[str, ...]:
+        """An exporter with ``gpus`` simulated GPUs tracking this cluster's jobs."""
+        return (
+            "--backend", "simulated", "--simulated.gpus", str(gpus),
+            "--source.slurm", "--slurm.node-name", NODE,
+            "--slurm.squeue-command", self.squeue_command,
+            "--sources.poll-interval", f"{poll_s:g}",
+        )  # fmt: skip
+
     def run(self, *args: str, check: bool = True) -> str:
         done = subprocess.run(
             args, env=self.env, capture_output=True, text=True, timeout=60, check=False

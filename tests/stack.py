@@ -234,3 +234,21 @@ class Forwarder:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def run_jobs(url: str, db_url: str, job_ids: list[str], gpus: int, epochs: int, epoch_s: float):
+    """Client jobs on the exporter at ``url``, spread over its ``gpus``, each marking
+    ``epochs`` epochs of ``epoch_s`` together, until the TSDB at ``db_url`` has them all."""
+    import joulecast
+
+    jobs = [joulecast.job(j, epochs=20, url=url, gpus=[i % gpus]) for i, j in enumerate(job_ids)]
+    for job in jobs:
+        job.register()
+    for _ in range(epochs):
+        time.sleep(epoch_s)
+        for job in jobs:
+            job.epoch_end()
+    for job in jobs:
+        job.flush()
+    query = f"joulecast_job_epochs_completed == {epochs}"
+    wait_for(lambda: len(prom_query(db_url, query)) == len(job_ids), timeout=30)

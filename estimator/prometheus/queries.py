@@ -88,16 +88,21 @@ ID_FIRST = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_SPLITS = 6  # halvings: 64 queries at most in place of one
 
 
+def with_matcher(selector: str, matcher: str) -> str:
+    """``{...}`` with one more label matcher."""
+    return f"{selector[:-1]},{matcher}}}"
+
+
 def in_buckets(selector: str, buckets: tuple[int, ...] | None) -> str:
     """``selector`` for the jobs of a shard's buckets (``job_bucket``, joulecast/shards.py)."""
     if buckets is None:
         return selector
-    return selector[:-1] + f',job_bucket=~"{"|".join(map(str, buckets))}"' + "}"
+    return with_matcher(selector, f'job_bucket=~"{"|".join(map(str, buckets))}"')
 
 
 def narrowed(selector: str, chars: str) -> str:
     """``selector`` for the jobs whose id starts with one of ``chars``."""
-    return selector[:-1] + f',job_id=~"[{chars}].*"' + "}"
+    return with_matcher(selector, f'job_id=~"[{chars}].*"')
 
 
 def split_on_limit(

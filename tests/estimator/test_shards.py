@@ -7,11 +7,10 @@ import time
 
 import pytest
 
-import joulecast
 from joulecast.estimator.cli import build, build_parser
 from joulecast.shards import owns
 from tests.conftest import exporter_in_process
-from tests.stack import prom_query, start_tsdb, wait_for
+from tests.stack import run_jobs, start_tsdb
 
 pytestmark = pytest.mark.integration
 JOBS = [f"run-{i}" for i in range(12)]
@@ -22,19 +21,7 @@ def tsdb(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shards")
     exp = exporter_in_process(tmp / "state", "--backend", "simulated", "--simulated.gpus", "2")
     db = start_tsdb("prometheus", tmp, {"exporter": [exp.url]})
-    jobs = [joulecast.job(j, epochs=20, url=exp.url, gpus=[i % 2]) for i, j in enumerate(JOBS)]
-    for job in jobs:
-        job.register()
-    for _ in range(6):  # enough stable epochs for STEP to project every job
-        time.sleep(0.3)
-        for job in jobs:
-            job.epoch_end()
-    for job in jobs:
-        job.flush()
-    wait_for(
-        lambda: len(prom_query(db.url, "joulecast_job_epochs_completed == 6")) == len(JOBS),
-        timeout=30,
-    )
+    run_jobs(exp.url, db.url, JOBS, gpus=2, epochs=6, epoch_s=0.3)  # STEP projects them all
     time.sleep(1.5)  # a scrape after the last markers
     yield db
     db.stop()

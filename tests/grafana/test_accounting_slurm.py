@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.grafana.dashboards import DASHBOARDS, check_all
-from tests.slurmcluster import NODE, start_slurm
+from tests.slurmcluster import start_slurm
 from tests.stack import prom_query, start_tsdb, wait_for
 
 pytestmark = pytest.mark.integration
@@ -32,12 +32,7 @@ def _query(expr: str) -> str:
 
 
 def test_every_accounting_panel_has_data_and_accounts_add_up(slurm, make_exporter, tmp_path):
-    exp = make_exporter(
-        "--backend", "simulated", "--simulated.gpus", "2",
-        "--source.slurm", "--slurm.node-name", NODE,
-        "--slurm.squeue-command", slurm.squeue_command,
-        "--sources.poll-interval", "0.5",
-    )  # fmt: skip
+    exp = make_exporter(*slurm.exporter_flags(2))
     db = start_tsdb(
         "prometheus", tmp_path, {"exporter": [exp.url]}, "500ms", rule_files=[str(RULES)]
     )

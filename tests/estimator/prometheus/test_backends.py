@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,10 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import joulecast
 from joulecast.estimator.cli import build, build_parser
 from tests.conftest import exporter_in_process
-from tests.stack import prom_query, start_tsdb, wait_for
+from tests.stack import run_jobs, start_tsdb
 
 pytestmark = pytest.mark.integration
 PREFIX = "/select/42/prometheus"  # VictoriaMetrics cluster's tenant path
@@ -85,19 +83,7 @@ def store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("backends")
     exp = exporter_in_process(tmp / "state", "--backend", "simulated", "--simulated.gpus", "1")
     db = start_tsdb("prometheus", tmp, {"exporter": [exp.url]})
-    jobs = [joulecast.job(j, epochs=10, url=exp.url, gpus=[0]) for j in JOBS]
-    for job in jobs:
-        job.register()
-    for _ in range(3):
-        time.sleep(0.4)
-        for job in jobs:
-            job.epoch_end()
-    for job in jobs:
-        job.flush()
-    wait_for(
-        lambda: len(prom_query(db.url, "joulecast_job_epochs_completed == 3")) == len(JOBS),
-        timeout=30,
-    )
+    run_jobs(exp.url, db.url, JOBS, gpus=1, epochs=3, epoch_s=0.4)
     proxy = StoreProxy(db.url, "team-a")
     yield proxy, tmp
     proxy.close()

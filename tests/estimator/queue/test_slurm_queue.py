@@ -11,7 +11,7 @@ import pytest
 
 from joulecast.estimator.cli import build, build_parser
 from joulecast.estimator.pre.gpus import lookup
-from tests.slurmcluster import NODE, start_slurm
+from tests.slurmcluster import start_slurm
 from tests.stack import prom_query, start_tsdb, wait_for
 
 pytestmark = pytest.mark.integration
@@ -87,12 +87,7 @@ def _estimator(db, slurm, runs_file):
 def test_a_job_without_a_plan_is_forecast_from_past_runs_of_its_name(
     slurm, make_exporter, tmp_path
 ):
-    exp = make_exporter(
-        "--backend", "simulated", "--simulated.gpus", "2",
-        "--source.slurm", "--slurm.node-name", NODE,
-        "--slurm.squeue-command", slurm.squeue_command,
-        "--sources.poll-interval", "0.5",
-    )  # fmt: skip
+    exp = make_exporter(*slurm.exporter_flags(2))
     db = start_tsdb("prometheus", tmp_path, {"exporter": [exp.url]})
     try:
         past = [

@@ -13,7 +13,7 @@ import pytest
 
 from joulecast.shards import bucket
 from tests.conftest import scrape
-from tests.slurmcluster import NODE, SlurmCluster, start_slurm
+from tests.slurmcluster import SlurmCluster, start_slurm
 from tests.stack import ROOT, free_port
 
 pytestmark = pytest.mark.integration
@@ -57,12 +57,7 @@ def _record(exp, job_id):
 
 
 def test_every_kind_of_slurm_job_is_found_labelled_ended_and_charged_once(slurm, make_exporter):
-    exp = make_exporter(
-        "--backend", "simulated", "--simulated.gpus", "4",
-        "--source.slurm", "--slurm.node-name", NODE,
-        "--slurm.squeue-command", slurm.squeue_command,
-        "--sources.poll-interval", "0.5",
-    )  # fmt: skip
+    exp = make_exporter(*slurm.exporter_flags(4))
     g0 = sum(s.energy_joules for s in exp.sampler.snapshot().gpus)
     timeout = slurm.sbatch(
         "--gres=gpu:1", "-A", "ml", "-J", "overrun", "-t", "1", "--wrap", "sleep 300"
@@ -148,12 +143,8 @@ def test_the_prolog_and_epilog_make_a_short_job_seen_at_once(slurm, make_exporte
     """With a poll interval far longer than the job, the hooks alone make the exporter see
     a 3 s job start and end, with its outcome."""
     exp = make_exporter(
-        "--web.listen-address", f"127.0.0.1:{HOOK_PORT}",
-        "--backend", "simulated", "--simulated.gpus", "4",
-        "--source.slurm", "--slurm.node-name", NODE,
-        "--slurm.squeue-command", slurm.squeue_command,
-        "--sources.poll-interval", "300",
-    )  # fmt: skip
+        "--web.listen-address", f"127.0.0.1:{HOOK_PORT}", *slurm.exporter_flags(4, poll_s=300)
+    )
     time.sleep(1.0)  # the first poll, at start, is done
     job = slurm.sbatch("--gres=gpu:1", "-A", "ml", "-J", "short", "--wrap", "sleep 3")
     running = _wait(lambda: _record(exp, job), "the job, woken by the prolog", timeout=30)
