@@ -24,8 +24,9 @@ Nothing depends on the order in which Prometheus returns series.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from joulecast.estimator.prometheus.queries import EpochPoint, JobState, TsdbView
+from joulecast.estimator.prometheus.queries import EpochPoint, JobState, NodeUpdates, TsdbView
 
 
 @dataclass
@@ -90,7 +91,6 @@ def combine_states(job_id: str, states: list[JobState]) -> JobState:
         failed=failed,
         lost=lost,
         energy_j=sum(s.energy_j for s in states),
-        epoch_end_energy_j=sum(s.epoch_end_energy_j for s in states),
         start_s=min(starts) if starts else None,
         end_s=max(ends) if ends and not running else None,
         tdp_w=sum(s.tdp_w for s in states),
@@ -107,6 +107,10 @@ def combine_states(job_id: str, states: list[JobState]) -> JobState:
 
 def _not_running(by_node: dict[str, JobState]) -> bool:
     return not any(st.running for st in by_node.values())
+
+
+def _not_running_now(by_node: dict[str, dict[str, Any]]) -> bool:
+    return not any(fields.get("running") for fields in by_node.values())
 
 
 class JobBook:
@@ -143,6 +147,7 @@ class JobBook:
             for instance, st in by_node.items():
                 node = nodes.setdefault(instance, _Node())
                 node.state, node.seen_s = st, now
+        self._apply(view.updates, now, left_out)
         for kind, history in (("epochs", view.history), ("steps", view.steps)):
             for job_id, by_node in history.items():
                 if not self._admit(job_id, left_out):
@@ -155,7 +160,24 @@ class JobBook:
                         target[p.epoch] = p
         self.dropped = len(left_out)
         self._forget(now)
-        return self._combined(now)
+        return self.combined(now)
+
+    def _apply(self, updates: NodeUpdates, now: float, left_out: set[str]) -> None:
+        """An incremental read: each node's state with what changed of it. A node is seen
+        when its live series are (``running`` is one)."""
+        for job_id, by_node in sorted(updates.items(), key=lambda kv: _not_running_now(kv[1])):
+            if not self._admit(job_id, left_out):
+                continue
+            nodes = self._jobs[job_id]
+            for instance, fields in by_node.items():
+                node = nodes.setdefault(instance, _Node())
+                node.state = (
+                    JobState(job_id, **fields)
+                    if node.state is None
+                    else replace(node.state, **fields)
+                )
+                if "running" in fields:
+                    node.seen_s = now
 
     def _node_state(self, node: _Node, now: float) -> JobState | None:
         st = node.state
@@ -163,7 +185,7 @@ class JobBook:
             return replace(st, running=False, lost=True)  # its exporter went away
         return st
 
-    def _combined(self, now: float) -> CombinedJobs:
+    def combined(self, now: float) -> CombinedJobs:
         states: dict[str, JobState] = {}
         epochs: dict[str, list[EpochPoint]] = {}
         steps: dict[str, list[EpochPoint]] = {}

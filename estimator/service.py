@@ -25,7 +25,8 @@ from joulecast.estimator.pre.calibration import Calibration, Retrainer
 from joulecast.estimator.pre.model import Forecast
 from joulecast.estimator.pre.stage import PreStage
 from joulecast.estimator.prometheus.client import PromClient, PromError
-from joulecast.estimator.prometheus.queries import JobState, TsdbView, fetch_cycle
+from joulecast.estimator.prometheus.cycle import fetch_cycle
+from joulecast.estimator.prometheus.queries import JobState, TsdbView
 from joulecast.estimator.queue.runs import RunHistory
 from joulecast.estimator.queue.slurm import SlurmQueue, SlurmQueueError
 from joulecast.estimator.queue.stage import forecast_queue
@@ -47,6 +48,8 @@ class EstimatorConfig:
     pue: float = 1.0  # applied alike to STEP energy and power projections
     lookback_s: float = 24 * 3600.0  # history read at start-up
     overlap_s: float = 30.0  # re-read margin of later cycles (scrape and ingestion lag)
+    incremental: bool = True  # between whole reads, read only what changed of the state
+    resync_s: float = 300.0  # a whole read of every job's state at least this often
     track_epochs: tuple[int, ...] = (10, 15, 20)
     finished_ttl_s: float = 3600.0
     carbon_intensity: float | None = None  # gCO2e/kWh
@@ -135,6 +138,7 @@ class Estimator:
         self._lock = threading.Lock()
         self._snapshot = EstimatorSnapshot()
         self._last_success: float | None = None
+        self._last_whole: float | None = None  # the last whole read of the state
         self._outage_logged = False
 
     @property
@@ -149,7 +153,13 @@ class Estimator:
             if self._last_success is None
             else min(cfg.lookback_s, now - self._last_success + cfg.overlap_s)
         )
-        return fetch_cycle(
+        whole = (
+            not cfg.incremental
+            or self._last_whole is None
+            or now - self._last_whole >= cfg.resync_s
+            or window >= cfg.lookback_s
+        )
+        view = fetch_cycle(
             self.client,
             window,
             now,
@@ -157,7 +167,11 @@ class Estimator:
             carbon_query=cfg.carbon_query,
             carbon_default=cfg.carbon_intensity,
             buckets=self._buckets,
+            changed_since_s=None if whole else window,
         )
+        if whole:
+            self._last_whole = now
+        return view
 
     def _queued(self) -> list[QueuedJob]:
         """The queue directory's jobs and Slurm's pending ones (a failed read is counted),

@@ -91,7 +91,9 @@ def recorded_names() -> set[str]:
 
 
 def test_estimator_queries_only_read_what_the_exporter_publishes(exporter_samples):
-    source = (ROOT / "estimator" / "prometheus" / "queries.py").read_text()
+    source = " ".join(
+        (ROOT / "estimator" / "prometheus" / f).read_text() for f in ("queries.py", "changes.py")
+    )
     read = names_in(" ".join([queries.HISTORY, queries.STATE, queries.GPU_MODELS]))
     read |= {n for n in names_in(source) if not n.endswith("_")}  # not regex prefixes
     assert read, "no metric names found in estimator/prometheus/queries.py"

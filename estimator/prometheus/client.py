@@ -76,19 +76,28 @@ class PromConfig:
     max_answer_bytes: int = 64 * 1024 * 1024
 
 
-def _labels(raw: Any) -> dict[str, str] | None:
-    """The series' labels, or None when one is not a string that UTF-8 can encode."""
+def _labels(raw: Any, strict: bool = True) -> dict[str, str] | None:
+    """The series' labels, or None when one is not a string that UTF-8 can encode. Only a
+    ``strict`` check looks for lone surrogates: an answer with neither a ``\\ud`` escape
+    nor an 0xED byte cannot hold one."""
     if not isinstance(raw, dict):
         return None
     for k, v in raw.items():
-        if not isinstance(k, str) or not isinstance(v, str):
+        if type(k) is not str or type(v) is not str:
             return None
-        try:
-            k.encode()
-            v.encode()
-        except UnicodeEncodeError:
-            return None
+        if strict:
+            try:
+                k.encode()
+                v.encode()
+            except UnicodeEncodeError:
+                return None
     return raw
+
+
+def may_hold_surrogates(raw: bytes) -> bool:
+    """Whether a JSON answer can decode to a lone surrogate (json.loads takes bytes with
+    ``surrogatepass``)."""
+    return b"\\ud" in raw or b"\\uD" in raw or b"\xed" in raw
 
 
 def _float(v: Any) -> float:
@@ -126,7 +135,8 @@ class PromClient:
                 (config.cert_file, config.key_file) if config.key_file else config.cert_file
             )
 
-    def _get(self, path: str, params: Mapping[str, str]) -> Any:
+    def _get(self, path: str, params: Mapping[str, str]) -> tuple[dict, bool]:
+        """The answer's ``data``, and whether its labels need the strict check."""
         url = self.config.url.rstrip("/") + path
         self.queries += 1
         last: PromError | None = None
@@ -179,7 +189,7 @@ class PromClient:
                 or not isinstance(data.get("result"), list)
             ):
                 raise PromError("bad_response", f"{url}: no data.result")
-            return data
+            return data, may_hold_surrogates(raw)
         assert last is not None
         raise last
 
@@ -220,7 +230,7 @@ class PromClient:
         params = {"query": expr}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        data = self._get("/api/v1/query", params)
+        data, strict = self._get("/api/v1/query", params)
         if data["resultType"] == "scalar":
             ts, v = data["result"]
             return [Sample({}, _float(v), _float(ts))]
@@ -228,7 +238,7 @@ class PromClient:
             raise PromError("bad_response", f"expected a vector, got {data['resultType']}")
         out = []
         for item in data["result"]:
-            labels = _labels(item.get("metric") if isinstance(item, dict) else None)
+            labels = _labels(item.get("metric") if isinstance(item, dict) else None, strict)
             if labels is None:
                 self.bad_labels += 1
                 continue
@@ -245,27 +255,32 @@ class PromClient:
         params = {"query": f"{selector}[{window}s]"}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        data = self._get("/api/v1/query", params)
-        return self._matrix(data)
+        return self._matrix(*self._get("/api/v1/query", params))
 
     def query_range(self, expr: str, start: float, end: float, step_s: float) -> list[Series]:
-        data = self._get(
-            "/api/v1/query_range",
-            {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step_s:g}"},
+        return self._matrix(
+            *self._get(
+                "/api/v1/query_range",
+                {
+                    "query": expr,
+                    "start": f"{start:.3f}",
+                    "end": f"{end:.3f}",
+                    "step": f"{step_s:g}",
+                },
+            )
         )
-        return self._matrix(data)
 
-    def _matrix(self, data: dict) -> list[Series]:
+    def _matrix(self, data: dict, strict: bool = True) -> list[Series]:
         if data["resultType"] != "matrix":
             raise PromError("bad_response", f"expected a matrix, got {data['resultType']}")
         out = []
         for item in data["result"]:
-            labels = _labels(item.get("metric") if isinstance(item, dict) else None)
+            labels = _labels(item.get("metric") if isinstance(item, dict) else None, strict)
             if labels is None:
                 self.bad_labels += 1
                 continue
             try:
-                pts = tuple((_float(t), _float(v)) for t, v in item["values"])
+                pts = tuple([(float(t), float(v)) for t, v in item["values"]])
                 out.append(Series(labels, pts))
             except (KeyError, TypeError, ValueError) as err:
                 raise PromError("bad_response", f"malformed series: {item!r:.200}") from err

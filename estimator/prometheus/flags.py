@@ -123,6 +123,28 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         type=positive_float,
         help="History read at start-up (s)",
     )
+    f(
+        g,
+        "--query.overlap",
+        default=30.0,
+        type=positive_float,
+        help="Seconds before the last cycle a cycle reads again: scrape and ingestion lag "
+        "(remote_write, VictoriaMetrics' -search.latencyOffset)",
+    )
+    f(
+        g,
+        "--query.incremental",
+        default=True,
+        boolean=True,
+        help="Between whole reads, read every job's live series and only what changed of the rest",
+    )
+    f(
+        g,
+        "--query.resync-interval",
+        default=300.0,
+        type=positive_float,
+        help="Seconds between whole reads of every job's state",
+    )
 
 
 def prom_config(args: argparse.Namespace) -> PromConfig:

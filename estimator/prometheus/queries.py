@@ -1,8 +1,10 @@
-"""The only module that spells the exporter's metric names in PromQL.
+"""The exporter's metric names in PromQL (with ``changes.py``, its incremental reads), and
+the grouping of their answers.
 
 Each cycle issues a fixed number of queries whatever the number of jobs: one raw-sample
 query for the epoch and step checkpoints of every job, one instant query for every job's
-state, and optionally one for the grid carbon intensity. Results are grouped by ``job_id``
+state (or two for what changed of it, ``changes.py``), and optionally one for the grid
+carbon intensity. Results are grouped by ``job_id``
 and then by ``instance`` (the node's exporter): a job that spans nodes has one entry per
 node, combined into one job by ``estimator/jobs.py``. Nothing depends on series order.
 """
@@ -13,7 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from joulecast.estimator.prometheus.client import PromClient, PromError, Sample, Series
 
@@ -27,7 +29,7 @@ STATE = (
     '{__name__=~"joulecast_job_(info|epochs_planned|epochs_completed|running|failed|lost|'
     "energy_joules_total|start_timestamp_seconds|end_timestamp_seconds|gpu_tdp_watts|"
     "gpu_memory_bytes|gpu_utilization_mean_ratio|gpus|energy_budget_joules|"
-    'epoch_end_energy_joules|steps_planned|steps_completed)"}'
+    'steps_planned|steps_completed)"}'
 )
 #: (count, timestamp, energy) series of the two kinds of checkpoint
 EPOCH_SERIES = (
@@ -41,6 +43,8 @@ STEP_SERIES = (
     "joulecast_job_step_end_energy_joules",
 )
 GPU_MODELS = "count by (model) (joulecast_gpu_info)"
+#: the label a query names its metric in where PromQL would drop ``__name__``
+METRIC = "joulecast_metric"
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,6 @@ class JobState:
     failed: bool = False  # ended with an error: neither scored nor learned from
     lost: bool = False  # its processes vanished without a finish: neither scored nor learned
     energy_j: float = 0.0
-    epoch_end_energy_j: float = 0.0
     start_s: float | None = None
     end_s: float | None = None
     tdp_w: float = 0.0
@@ -90,7 +93,8 @@ MAX_SPLITS = 6  # halvings: 64 queries at most in place of one
 
 def with_matcher(selector: str, matcher: str) -> str:
     """``{...}`` with one more label matcher."""
-    return f"{selector[:-1]},{matcher}}}"
+    sep = "" if selector.endswith("{}") else ","
+    return f"{selector[:-1]}{sep}{matcher}}}"
 
 
 def in_buckets(selector: str, buckets: tuple[int, ...] | None) -> str:
@@ -147,7 +151,7 @@ def fetch_history(
 MAX_EPOCH = 1_000_000
 
 
-def _sane(value: float, lo: float = 0.0, hi: float = 1e15) -> bool:
+def sane(value: float, lo: float = 0.0, hi: float = 1e15) -> bool:
     return math.isfinite(value) and lo <= value <= hi
 
 
@@ -180,7 +184,7 @@ def group_history(
             if not all(math.isfinite(v) for v in raw):
                 skipped["non_finite"] += 1
                 continue
-            if not (_sane(raw[0], 0, MAX_EPOCH) and _sane(raw[1]) and _sane(raw[2])):
+            if not (sane(raw[0], 0, MAX_EPOCH) and sane(raw[1]) and sane(raw[2])):
                 skipped["out_of_range"] += 1
                 continue
             count = int(raw[0])
@@ -193,7 +197,6 @@ _FIELDS = {
     "joulecast_job_epochs_planned": ("epochs_planned", float),
     "joulecast_job_epochs_completed": ("epochs_completed", int),
     "joulecast_job_energy_joules_total": ("energy_j", float),
-    "joulecast_job_epoch_end_energy_joules": ("epoch_end_energy_j", float),
     "joulecast_job_start_timestamp_seconds": ("start_s", float),
     "joulecast_job_end_timestamp_seconds": ("end_s", float),
     "joulecast_job_gpu_tdp_watts": ("tdp_w", float),
@@ -225,36 +228,52 @@ def fetch_state(
     return group_state(split_on_limit(lambda sel: client.query(sel, at), selector, splits), skipped)
 
 
-def group_state(samples: list[Sample], skipped: Counter | None = None) -> NodeStates:
-    """Every job's state on every node. A non-finite or absurd value leaves its field as it
-    was (and is counted in ``skipped``): one bad series never stops a cycle."""
+#: job_id -> instance -> {JobState attribute: value}: what one read says of each node
+NodeUpdates = dict[str, dict[str, dict[str, Any]]]
+
+
+def _field(name: str, s: Sample, fields: dict[str, Any], skipped: Counter) -> None:
+    """Set the JobState attribute ``name``'s sample carries (a bad value is counted)."""
+    if name == "joulecast_job_info":
+        fields["features"] = {
+            k: v
+            for k, v in s.labels.items()
+            if v and k not in ("__name__", "job_id", "job_bucket", "instance", "job", METRIC)
+        }
+    elif name in _FLAGS:
+        fields[_FLAGS[name]] = s.value >= 0.5
+    elif name in _FIELDS:
+        attr, conv = _FIELDS[name]
+        if not math.isfinite(s.value):
+            skipped["non_finite"] += 1
+        elif not sane(s.value, -1e15, 1e15) or (conv is int and abs(s.value) > MAX_EPOCH):
+            skipped["out_of_range"] += 1
+        else:
+            fields[attr] = conv(s.value)
+
+
+def group_updates(samples: list[Sample], skipped: Counter | None = None) -> NodeUpdates:
+    """What the samples say of every job on every node. A non-finite or absurd value says
+    nothing (and is counted in ``skipped``): one bad series never stops a cycle. A sample
+    of a query that names its metric in ``joulecast_metric`` (functions and comparisons may
+    drop ``__name__``) is read under that name."""
     skipped = Counter() if skipped is None else skipped
-    jobs: NodeStates = {}
+    out: NodeUpdates = {}
     for s in samples:
         job_id = s.labels.get("job_id")
         if not job_id:
             continue
-        nodes = jobs.setdefault(job_id, {})
-        instance = s.labels.get("instance", "")
-        st = nodes.setdefault(instance, JobState(job_id))
-        name = s.labels.get("__name__", "")
-        if name == "joulecast_job_info":
-            st.features = {
-                k: v
-                for k, v in s.labels.items()
-                if v and k not in ("__name__", "job_id", "job_bucket", "instance", "job")
-            }
-        elif name in _FLAGS:
-            setattr(st, _FLAGS[name], s.value >= 0.5)
-        elif name in _FIELDS:
-            attr, conv = _FIELDS[name]
-            if not math.isfinite(s.value):
-                skipped["non_finite"] += 1
-            elif not _sane(s.value, -1e15, 1e15) or (conv is int and abs(s.value) > MAX_EPOCH):
-                skipped["out_of_range"] += 1
-            else:
-                setattr(st, attr, conv(s.value))
-    return jobs
+        fields = out.setdefault(job_id, {}).setdefault(s.labels.get("instance", ""), {})
+        _field(s.labels.get(METRIC) or s.labels.get("__name__", ""), s, fields, skipped)
+    return out
+
+
+def group_state(samples: list[Sample], skipped: Counter | None = None) -> NodeStates:
+    """Every job's state on every node, from a whole read."""
+    return {
+        job_id: {inst: JobState(job_id, **fields) for inst, fields in nodes.items()}
+        for job_id, nodes in group_updates(samples, skipped).items()
+    }
 
 
 def fetch_gpu_models(client: PromClient, at: float | None = None) -> list[str]:
@@ -263,7 +282,8 @@ def fetch_gpu_models(client: PromClient, at: float | None = None) -> list[str]:
 
 @dataclass(frozen=True)
 class TsdbView:
-    """Everything one cycle reads from Prometheus, fetched in a fixed number of queries."""
+    """Everything one cycle reads from Prometheus, fetched in a fixed number of queries:
+    the whole state of every job (``states``), or what changed of it (``updates``)."""
 
     history: NodeHistory
     states: NodeStates
@@ -273,41 +293,6 @@ class TsdbView:
     skipped: dict[str, int] = field(default_factory=dict)  # bad samples left out, by kind
     limit_splits: int = 0  # queries split in halves for a store's series limit
     partial_responses: int = 0  # answers that came with warnings
-
-
-def fetch_cycle(
-    client: PromClient,
-    window_s: float,
-    at: float,
-    *,
-    fleet: bool = False,
-    carbon_query: str | None = None,
-    carbon_default: float | None = None,
-    buckets: tuple[int, ...] | None = None,
-) -> TsdbView:
-    """One cycle's reads; raises :class:`PromError` when any of them fails."""
-    skipped: Counter = Counter()
-    splits: Counter = Counter()
-    bad_labels, partial = client.bad_labels, client.partial_responses
-    history, steps = fetch_history(client, window_s, at, skipped, splits, buckets)
-    states = fetch_state(client, at, skipped, splits, buckets)
-    carbon = carbon_default
-    if carbon_query:
-        samples = client.query(carbon_query, at)
-        if samples and _sane(samples[0].value, 0, 1e5):
-            carbon = samples[0].value
-        elif samples:
-            skipped["carbon_out_of_range"] += 1
-    gpus = tuple(fetch_gpu_models(client, at)) if fleet else ()
-    if client.bad_labels > bad_labels:
-        skipped["bad_label"] += client.bad_labels - bad_labels
-    return TsdbView(
-        history,
-        states,
-        steps,
-        gpus,
-        carbon,
-        dict(skipped),
-        splits["limit"],
-        client.partial_responses - partial,
-    )
+    #: an incremental read (estimator/prometheus/changes.py): what changed of each node's
+    #: state, in place of ``states``
+    updates: NodeUpdates = field(default_factory=dict)

@@ -1,0 +1,122 @@
+"""Incremental state reads against a real Prometheus and a real VictoriaMetrics: between
+whole reads a cycle reads every job's live series and only what changed of the rest, and
+ends up knowing exactly what a whole read knows; its answer grows with what changed."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict
+
+import pytest
+
+import joulecast
+from joulecast.estimator.prometheus.changes import fetch_changed
+from joulecast.estimator.prometheus.client import PromClient, PromConfig
+from joulecast.estimator.service import Estimator, EstimatorConfig
+from tests.conftest import exporter_in_process
+from tests.stack import prom_query, start_tsdb, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["prometheus", "victoriametrics"])
+def fleet(request, tmp_path):
+    exp = exporter_in_process(tmp_path / "state", "--backend", "simulated", "--simulated.gpus", "2")
+    db = start_tsdb(request.param, tmp_path, {"exporter": [exp.url]})
+    yield exp, db
+    db.stop()
+    exp.stop()
+
+
+def states(est: Estimator) -> dict[str, dict]:
+    """What the estimator's book knows of each job, but for the figures that move with
+    every scrape (energy, utilisation) and the time a node was last seen."""
+    out = {}
+    for job_id, st in est.book.combined(time.time()).states.items():
+        d = asdict(st)
+        for moving in ("energy_j", "gpu_utilization"):
+            d.pop(moving)
+        out[job_id] = d
+    return out
+
+
+def scraped(db, query: str, n: int) -> None:
+    wait_for(lambda: len(prom_query(db.url, query)) == n, timeout=30)
+    time.sleep(1.5)
+
+
+def test_incremental_reads_know_what_whole_reads_know(fleet):
+    exp, db = fleet
+    client = PromClient(PromConfig(db.url))
+    inc = Estimator(client, EstimatorConfig(lookback_s=600, overlap_s=5, resync_s=3600))
+    a = joulecast.job("inc-a", epochs=6, url=exp.url, gpus=[0])
+    a.register()
+    scraped(db, 'joulecast_job_running{job_id="inc-a"}', 1)
+    inc.cycle()  # the first cycle reads everything
+    b = joulecast.job("inc-b", epochs=8, url=exp.url, gpus=[1])  # a new job
+    b.register()
+    a.set_planned(epochs=9)  # a plan that changes
+    a.epoch_end()
+    a.flush()
+    scraped(db, 'joulecast_job_epochs_planned{job_id="inc-a"} == 9', 1)
+    scraped(db, 'joulecast_job_running{job_id="inc-b"}', 1)
+    inc.cycle()
+    b.finish("failed")  # an outcome that changes
+    scraped(db, 'joulecast_job_failed{job_id="inc-b"} == 1', 1)
+    scraped(db, 'joulecast_job_end_timestamp_seconds{job_id="inc-b"}', 1)
+    inc.cycle()
+
+    def whole_read() -> dict[str, dict]:
+        whole = Estimator(client, EstimatorConfig(lookback_s=600, incremental=False))
+        whole.cycle()
+        return states(whole)
+
+    # VictoriaMetrics may answer a moment without the newest samples of a series
+    want = wait_for(lambda: len(whole_read()) == 2 and whole_read(), timeout=10)
+    got = states(inc)
+    for job_id in want:  # the first difference, named
+        for k, v in want[job_id].items():
+            assert got[job_id][k] == v, (job_id, k, got[job_id][k], v)
+    assert set(got) == {"inc-a", "inc-b"} == set(want)
+    assert got == want
+    assert got["inc-a"]["epochs_planned"] == 9 and got["inc-b"]["failed"]
+    assert got["inc-b"]["features"] == want["inc-b"]["features"] != {}
+    a.finish()
+
+
+def test_what_changed_is_all_the_incremental_query_returns(fleet):
+    exp, db = fleet
+    client = PromClient(PromConfig(db.url))
+    jobs = [joulecast.job(f"still-{i}", epochs=5, url=exp.url, gpus=[i % 2]) for i in range(4)]
+    for j in jobs:
+        j.register()
+    scraped(db, 'joulecast_job_running{job_id=~"still-.*"}', 4)
+    time.sleep(4)
+    nothing = fetch_changed(client, 3.0, time.time(), Counter(), Counter())
+    assert not any(j.startswith("still-") for j in nothing)  # nothing changed in 3 s
+    jobs[2].set_planned(epochs=12)
+    jobs[2].flush()
+    scraped(db, 'joulecast_job_epochs_planned{job_id="still-2"} == 12', 1)
+    changed = fetch_changed(client, 3.0, time.time(), Counter(), Counter())
+    assert {j for j in changed if j.startswith("still-")} == {"still-2"}
+    (fields,) = changed["still-2"].values()
+    assert fields == {"epochs_planned": 12.0}
+    everything = fetch_changed(client, 600.0, time.time(), Counter(), Counter())
+    assert {f"still-{i}" for i in range(4)} <= set(everything)  # all new within 600 s
+    for j in jobs:
+        j.finish()
+
+
+def test_the_incremental_reads_cover_every_series_of_the_whole_read():
+    import re
+
+    from joulecast.estimator.prometheus import changes, queries
+
+    def names(selector: str) -> set[str]:
+        (alts,) = re.findall(r"joulecast_job_\((.*)\)", selector)
+        return {f"joulecast_job_{n}" for n in alts.split("|")}
+
+    incremental = names(changes.LIVE) | set(changes.SETTLED) | set(changes.DRIFTING)
+    assert incremental == names(queries.STATE)
+    assert not names(changes.LIVE) & set(changes.SETTLED + changes.DRIFTING)
