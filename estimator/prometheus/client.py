@@ -118,6 +118,7 @@ class PromClient:
         self._session = session or requests.Session()
         self._sleep = sleep
         self.queries = 0  # queries issued by this client (for per-cycle accounting)
+        self.series = 0  # series (or instant samples) its answers held
         self.bad_labels = 0  # series left out for their labels, since start
         self.partial_responses = 0  # answers with warnings (a store down behind Thanos)
         self._last_warning = ""
@@ -232,10 +233,12 @@ class PromClient:
             params["time"] = f"{at:.3f}"
         data, strict = self._get("/api/v1/query", params)
         if data["resultType"] == "scalar":
+            self.series += 1
             ts, v = data["result"]
             return [Sample({}, _float(v), _float(ts))]
         if data["resultType"] != "vector":
             raise PromError("bad_response", f"expected a vector, got {data['resultType']}")
+        self.series += len(data["result"])
         out = []
         for item in data["result"]:
             labels = _labels(item.get("metric") if isinstance(item, dict) else None, strict)
@@ -273,6 +276,7 @@ class PromClient:
     def _matrix(self, data: dict, strict: bool = True) -> list[Series]:
         if data["resultType"] != "matrix":
             raise PromError("bad_response", f"expected a matrix, got {data['resultType']}")
+        self.series += len(data["result"])
         out = []
         for item in data["result"]:
             labels = _labels(item.get("metric") if isinstance(item, dict) else None, strict)
