@@ -86,7 +86,9 @@ class SyntheticFleet:
         for i in range(n):
             epoch_s = 8.0 + (i * 7) % 23
             phase = (i * 0.6180339887) % 1.0  # spread the jobs over their lives
-            self.slots.append(Slot(i, epoch_s, 250.0 + (i * 13) % 100, t0 - phase * EPOCHS * epoch_s))
+            self.slots.append(
+                Slot(i, epoch_s, 250.0 + (i * 13) % 100, t0 - phase * EPOCHS * epoch_s)
+            )
         self._labels: dict[str, str] = {}
 
     def jobs_at(self, slot: Slot, now: float) -> list[tuple[str, float, bool]]:
@@ -173,7 +175,9 @@ def start_store(kind: str, target: str, scrape_s: int, tmp: Path) -> tuple[subpr
                     {
                         "job_name": f"joulecast-exporter-{i}",
                         "metrics_path": f"/node/{i}",
-                        "static_configs": [{"targets": [target], "labels": {"instance": f"node-{i}"}}],
+                        "static_configs": [
+                            {"targets": [target], "labels": {"instance": f"node-{i}"}}
+                        ],
                     }
                     for i in range(NODES)
                 ],

@@ -179,6 +179,28 @@ class JobBook:
                 if "running" in fields:
                     node.seen_s = now
 
+    def needs_state(self, live: NodeUpdates) -> set[str]:
+        """The jobs of an incremental read whose settled series are to be read: those, or
+        those nodes, not known yet (or without a whole state), and those whose ``running``
+        changed."""
+        out = set()
+        for job_id, by_node in live.items():
+            nodes = self._jobs.get(job_id)
+            if nodes is None:
+                out.add(job_id)
+                continue
+            for instance, fields in by_node.items():
+                node = nodes.get(instance)
+                if (
+                    node is None
+                    or node.state is None
+                    or node.state.start_s is None
+                    or node.state.running != fields.get("running", node.state.running)
+                ):
+                    out.add(job_id)
+                    break
+        return out
+
     def _node_state(self, node: _Node, now: float) -> JobState | None:
         st = node.state
         if st is not None and st.running and now - node.seen_s > self.node_timeout_s:

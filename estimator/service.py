@@ -167,7 +167,7 @@ class Estimator:
             carbon_query=cfg.carbon_query,
             carbon_default=cfg.carbon_intensity,
             buckets=self._buckets,
-            changed_since_s=None if whole else window,
+            needs_state=None if whole else self.book.needs_state,
         )
         if whole:
             self._last_whole = now

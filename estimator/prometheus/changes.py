@@ -1,42 +1,43 @@
-"""Incremental state reads: every job's live figures each cycle, of the rest only what changed.
+"""Incremental state reads: every job's live figures each cycle, the rest only for the jobs
+that need it.
 
 A whole read of the state (``queries.STATE``) returns 16 series per job and node, most of
-which change once or twice in a job's life (its plan, TDP, GPUs, start, end, outcome).
-Between whole reads (the first cycle, and one every ``--query.resync-interval``) a cycle
-asks for:
+which change once or twice in a job's life (its TDP, GPUs, start, end, outcome). Between
+whole reads (the first cycle, and one every ``--query.resync-interval``) a cycle asks for:
 
-* ``LIVE``: the series that move every scrape or mark progress (running, energy, epochs
-  and steps completed), of every job;
-* one query for the others, that returns only those whose value differs from their value
-  ``window`` seconds ago, or that are new within it (a new job, an info series with new
-  labels). The mean GPU utilisation drifts every scrape; it is read when new and at the
-  whole reads.
+* ``LIVE``: the series that move every scrape or mark progress or plan (running, energy,
+  epochs and steps completed and planned), of every job;
+* the others (``SETTLED``), by job id, only for the jobs the estimator's book says need
+  them (:meth:`JobBook.needs_state`): jobs or nodes it does not know yet, and those whose
+  ``running`` changed (an end brings its outcome, end time and final labels).
 
-Comparisons and ``label_replace`` may drop ``__name__``, and ``or`` joins series on their
-labels without it, so each metric's part names its metric in the ``joulecast_metric``
-label. The answer grows with what changed, not with the fleet.
+The store's work and the answer grow with the jobs that started or ended, not with the
+fleet: a query that compares every series with its value a window ago (``S != S offset W``)
+costs the store two reads of every series, more than the whole read it replaces. What else
+changes while a job runs (its GPUs, its budget) is read at the next whole read.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 from joulecast.estimator.prometheus.client import PromClient
 from joulecast.estimator.prometheus.queries import (
-    METRIC,
     NodeUpdates,
     group_updates,
     in_buckets,
     split_on_limit,
+    with_matcher,
 )
 
-LIVE = '{__name__=~"joulecast_job_(running|energy_joules_total|epochs_completed|steps_completed)"}'
-#: read when their value changes
+LIVE = (
+    '{__name__=~"joulecast_job_(running|energy_joules_total|epochs_completed|steps_completed|'
+    'epochs_planned|steps_planned)"}'
+)
+#: read for the jobs that need them
 SETTLED = (
     "joulecast_job_info",
-    "joulecast_job_epochs_planned",
-    "joulecast_job_steps_planned",
     "joulecast_job_failed",
     "joulecast_job_lost",
     "joulecast_job_start_timestamp_seconds",
@@ -45,30 +46,35 @@ SETTLED = (
     "joulecast_job_gpu_memory_bytes",
     "joulecast_job_gpus",
     "joulecast_job_energy_budget_joules",
+    "joulecast_job_gpu_utilization_mean_ratio",
 )
-#: read when new, and at the whole reads
-DRIFTING = ("joulecast_job_gpu_utilization_mean_ratio",)
+#: a query's job-id matcher at most this long (VictoriaMetrics' -search.maxQueryLen is
+#: 16 KiB by default)
+MAX_IDS_CHARS = 8000
 
 
-def _selector(name: str, matchers: str) -> str:
-    """``{__name__="name", <matchers>}``; ``matchers`` is a ``{...}`` set, maybe empty."""
-    inner = matchers[1:-1]
-    return f'{{__name__="{name}"{"," + inner if inner else ""}}}'
+def settled_selector() -> str:
+    names = "|".join(n.removeprefix("joulecast_job_") for n in SETTLED)
+    return f'{{__name__=~"joulecast_job_({names})"}}'
 
 
-def changed_query(window_s: float, matchers: str = "{}") -> str:
-    """The series of ``SETTLED`` whose value changed in the last ``window_s`` seconds, and
-    those of ``SETTLED`` and ``DRIFTING`` new within it, each part labelled with its
-    metric's name."""
-    w = f"{max(1, math.ceil(window_s))}s"
-    parts = []
-    for name in SETTLED + DRIFTING:
-        sel = _selector(name, matchers)
-        expr = f"({sel} unless {sel} offset {w})"
-        if name in SETTLED:
-            expr = f"({sel} != {sel} offset {w}) or {expr}"
-        parts.append(f'label_replace({expr}, "{METRIC}", "{name}", "", "")')
-    return " or ".join(parts)
+def id_matchers(job_ids: Iterable[str]) -> list[str]:
+    """``job_id=~"a|b|..."`` matchers holding every id, each at most ``MAX_IDS_CHARS``
+    long. Ids are letters, digits and ``_.:-`` (``validate_job_id``): only the dot is a
+    regular-expression character, escaped for RE2 and for the PromQL string."""
+    out: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for job_id in sorted(job_ids):
+        alt = job_id.replace(".", "\\\\.")
+        if chunk and size + len(alt) + 1 > MAX_IDS_CHARS:
+            out.append(f'job_id=~"{"|".join(chunk)}"')
+            chunk, size = [], 0
+        chunk.append(alt)
+        size += len(alt) + 1
+    if chunk:
+        out.append(f'job_id=~"{"|".join(chunk)}"')
+    return out
 
 
 def fetch_live(
@@ -84,19 +90,22 @@ def fetch_live(
     )
 
 
-def fetch_changed(
+def fetch_settled(
     client: PromClient,
-    window_s: float,
+    job_ids: Iterable[str],
     at: float | None,
     skipped: Counter,
     splits: Counter,
     buckets: tuple[int, ...] | None = None,
 ) -> NodeUpdates:
-    matchers = in_buckets("{}", buckets)
-    samples = split_on_limit(
-        lambda m: client.query(changed_query(window_s, m), at), matchers, splits
-    )
-    return group_updates(samples, skipped)
+    """The ``SETTLED`` series of ``job_ids``, in as few queries as the ids' length allows."""
+    out: NodeUpdates = {}
+    base = in_buckets(settled_selector(), buckets)
+    for matcher in id_matchers(job_ids):
+        selector = with_matcher(base, matcher)
+        samples = split_on_limit(lambda sel: client.query(sel, at), selector, splits)
+        merge_updates(out, group_updates(samples, skipped))
+    return out
 
 
 def merge_updates(into: NodeUpdates, more: NodeUpdates) -> NodeUpdates:
@@ -109,12 +118,14 @@ def merge_updates(into: NodeUpdates, more: NodeUpdates) -> NodeUpdates:
 
 def fetch_incremental(
     client: PromClient,
-    window_s: float,
+    needs_state: Callable[[NodeUpdates], Iterable[str]],
     at: float | None,
     skipped: Counter,
     splits: Counter,
     buckets: tuple[int, ...] | None = None,
 ) -> NodeUpdates:
-    """What changed of every job's state since ``window_s`` seconds ago."""
+    """Every job's live series, and the settled ones of the jobs ``needs_state`` names
+    from them."""
     live = fetch_live(client, at, skipped, splits, buckets)
-    return merge_updates(live, fetch_changed(client, window_s, at, skipped, splits, buckets))
+    settled = fetch_settled(client, needs_state(live), at, skipped, splits, buckets)
+    return merge_updates(live, settled)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 from joulecast.estimator.prometheus.changes import fetch_incremental
 from joulecast.estimator.prometheus.client import PromClient
 from joulecast.estimator.prometheus.queries import (
+    NodeUpdates,
     TsdbView,
     fetch_gpu_models,
     fetch_history,
@@ -37,21 +39,22 @@ def fetch_cycle(
     carbon_query: str | None = None,
     carbon_default: float | None = None,
     buckets: tuple[int, ...] | None = None,
-    changed_since_s: float | None = None,
+    needs_state: Callable[[NodeUpdates], Iterable[str]] | None = None,
 ) -> TsdbView:
     """One cycle's reads; raises :class:`PromError` when any of them fails.
 
     The checkpoints of the last ``window_s`` seconds; the whole state of every job, or,
-    with ``changed_since_s``, what changed of it in that many seconds."""
+    with ``needs_state``, every job's live series and the rest of the jobs it names
+    (``changes.py``)."""
     skipped: Counter = Counter()
     splits: Counter = Counter()
     bad_labels, partial = client.bad_labels, client.partial_responses
     history, steps = fetch_history(client, window_s, at, skipped, splits, buckets)
-    if changed_since_s is None:
+    if needs_state is None:
         states, updates = fetch_state(client, at, skipped, splits, buckets), {}
     else:
         states = {}
-        updates = fetch_incremental(client, changed_since_s, at, skipped, splits, buckets)
+        updates = fetch_incremental(client, needs_state, at, skipped, splits, buckets)
     carbon = _carbon(client, carbon_query, carbon_default, at, skipped)
     gpus = tuple(fetch_gpu_models(client, at)) if fleet else ()
     if client.bad_labels > bad_labels:

@@ -11,7 +11,12 @@ from dataclasses import asdict
 import pytest
 
 import joulecast
-from joulecast.estimator.prometheus.changes import fetch_changed
+from joulecast.estimator.prometheus.changes import (
+    MAX_IDS_CHARS,
+    fetch_live,
+    fetch_settled,
+    id_matchers,
+)
 from joulecast.estimator.prometheus.client import PromClient, PromConfig
 from joulecast.estimator.service import Estimator, EstimatorConfig
 from tests.conftest import exporter_in_process
@@ -85,27 +90,47 @@ def test_incremental_reads_know_what_whole_reads_know(fleet):
     a.finish()
 
 
-def test_what_changed_is_all_the_incremental_query_returns(fleet):
+def test_only_started_and_ended_jobs_have_their_settled_series_read(fleet):
     exp, db = fleet
     client = PromClient(PromConfig(db.url))
+    est = Estimator(client, EstimatorConfig(lookback_s=600, overlap_s=5, resync_s=3600))
     jobs = [joulecast.job(f"still-{i}", epochs=5, url=exp.url, gpus=[i % 2]) for i in range(4)]
     for j in jobs:
         j.register()
     scraped(db, 'joulecast_job_running{job_id=~"still-.*"}', 4)
-    time.sleep(4)
-    nothing = fetch_changed(client, 3.0, time.time(), Counter(), Counter())
-    assert not any(j.startswith("still-") for j in nothing)  # nothing changed in 3 s
-    jobs[2].set_planned(epochs=12)
-    jobs[2].flush()
-    scraped(db, 'joulecast_job_epochs_planned{job_id="still-2"} == 12', 1)
-    changed = fetch_changed(client, 3.0, time.time(), Counter(), Counter())
-    assert {j for j in changed if j.startswith("still-")} == {"still-2"}
-    (fields,) = changed["still-2"].values()
-    assert fields == {"epochs_planned": 12.0}
-    everything = fetch_changed(client, 600.0, time.time(), Counter(), Counter())
-    assert {f"still-{i}" for i in range(4)} <= set(everything)  # all new within 600 s
-    for j in jobs:
+    est.cycle()  # a whole read: the book knows every job
+    live = fetch_live(client, time.time(), Counter(), Counter())
+    assert not {j for j in est.book.needs_state(live) if j.startswith("still-")}
+    jobs[2].finish()
+    new = joulecast.job("still-new", epochs=5, url=exp.url, gpus=[0])
+    new.register()
+    scraped(db, 'joulecast_job_running{job_id="still-2"} == 0', 1)
+    scraped(db, 'joulecast_job_running{job_id="still-new"}', 1)
+
+    def needed() -> set[str]:
+        live = fetch_live(client, time.time(), Counter(), Counter())
+        return {j for j in est.book.needs_state(live) if j.startswith("still-")}
+
+    # VictoriaMetrics may answer a moment without the newest samples of a series
+    wait_for(lambda: needed() == {"still-2", "still-new"}, timeout=10)
+    wanted = needed()
+    settled = fetch_settled(client, wanted, time.time(), Counter(), Counter())
+    assert set(settled) == wanted
+    (ended,) = settled["still-2"].values()
+    assert ended["end_s"] > 0 and ended["features"]["state"] == "finished"
+    for j in jobs[:2] + jobs[3:] + [new]:
         j.finish()
+
+
+def test_job_ids_are_matched_whole_in_queries_of_bounded_length():
+    ids = [f"run.{i:05d}-x" for i in range(3000)]
+    matchers = id_matchers(ids)
+    assert len(matchers) > 1 and all(len(m) <= MAX_IDS_CHARS + 20 for m in matchers)
+    pattern = "|".join(m[len('job_id=~"') : -1] for m in matchers).replace("\\\\", "\\")
+    import re
+
+    assert all(re.fullmatch(pattern, j) for j in ids[:50])
+    assert not re.fullmatch(pattern, "runX00001-x")  # the dot is a dot
 
 
 def test_the_incremental_reads_cover_every_series_of_the_whole_read():
@@ -117,6 +142,7 @@ def test_the_incremental_reads_cover_every_series_of_the_whole_read():
         (alts,) = re.findall(r"joulecast_job_\((.*)\)", selector)
         return {f"joulecast_job_{n}" for n in alts.split("|")}
 
-    incremental = names(changes.LIVE) | set(changes.SETTLED) | set(changes.DRIFTING)
+    incremental = names(changes.LIVE) | set(changes.SETTLED)
     assert incremental == names(queries.STATE)
-    assert not names(changes.LIVE) & set(changes.SETTLED + changes.DRIFTING)
+    assert not names(changes.LIVE) & set(changes.SETTLED)
+    assert names(changes.settled_selector()) == set(changes.SETTLED)
