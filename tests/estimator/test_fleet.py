@@ -39,8 +39,8 @@ pytestmark = [
     ),
 ]
 ROOT = Path(__file__).resolve().parents[2]
-JOBS = [f"fleet-{i}" for i in range(8)]
-OVER = "fleet-over-budget"  # 0.0005 kWh: far less than 10 simulated epochs need
+JOBS = [f"{c}-fleet" for c in "abcmxZ7q"]  # first characters apart: a split can part them
+OVER = "o-over-budget"  # 0.0005 kWh: far less than 10 simulated epochs need
 TENANT = "team-a"
 
 
@@ -101,7 +101,7 @@ def _alertmanagers(procs, tmp, hook: str) -> list[str]:
     return [f"127.0.0.1:{p}" for p in web]
 
 
-def _rules_prometheus(procs, tmp, estimators: list[str], alertmanagers: list[str]) -> str:
+def _rules_prometheus(procs, tmp, estimators: list[str], exporter: str, ams: list[str]) -> str:
     rules = re.sub(
         r"for: \d+m", "for: 0s", (ROOT / "prometheus" / "rules" / "joulecast.rules.yml").read_text()
     )
@@ -110,9 +110,10 @@ def _rules_prometheus(procs, tmp, estimators: list[str], alertmanagers: list[str
     (tmp / "prom.yml").write_text(json.dumps({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(tmp / "rules.yml")],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]},
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": ams}]}]},
         "scrape_configs": [{"job_name": "joulecast-estimator", "static_configs": [
-            {"targets": [e.split("//")[1] for e in estimators]}]}],
+            {"targets": [e.split("//")[1] for e in estimators]}]},
+            {"job_name": "joulecast-exporter", "static_configs": [{"targets": [exporter]}]}],
     }))  # fmt: skip
     proc = _spawn(procs, tmp, "prom", ["prometheus", f"--config.file={tmp / 'prom.yml'}",
         f"--storage.tsdb.path={tmp / 'prom'}", f"--web.listen-address=127.0.0.1:{port}"])  # fmt: skip
@@ -128,7 +129,7 @@ def _run_jobs(exporter: str, vm: str) -> None:
     for job in jobs:
         job.register()
     for _ in range(8):
-        time.sleep(0.3)
+        time.sleep(1.2)  # past the agent's 1 s scrape: every epoch end is seen
         for job in jobs:
             job.epoch_end()
     for job in jobs:
@@ -160,6 +161,11 @@ def counter(url: str, name: str) -> float:
     )  # fmt: skip
 
 
+def all_projected(published: list[dict[str, float]]) -> bool:
+    a, b, other = (set(p) for p in published)
+    return a | other == {*JOBS, OVER} and a == b
+
+
 def _estimator(tmp, proxy: StoreProxy, index: int, port: int | None = None):
     return start_estimator(tmp, proxy.url + PREFIX, "--prometheus.tenant", TENANT,
         "--shard.count", "2", "--shard.index", str(index), "--cycle.interval", "1",
@@ -182,8 +188,8 @@ def fleet(tmp_path_factory):
         shards = [_estimator(tmp, proxy, 0), _estimator(tmp, proxy, 0), _estimator(tmp, proxy, 1)]
         procs += [s.proc for s in shards]
         ams = _alertmanagers(procs, tmp, hook.url)
-        _rules_prometheus(procs, tmp, [s.url for s in shards], ams)
-        wait_for(lambda: sum(len(projections(s.url)) for s in shards) >= 2 * len(JOBS), 60)
+        _rules_prometheus(procs, tmp, [s.url for s in shards], exp.url.split("//")[1], ams)
+        wait_for(lambda: all_projected([projections(s.url) for s in shards]), 60)
         yield {"shards": shards, "proxy": proxy, "hook": hook, "procs": procs, "tmp": tmp}
     finally:
         for p in reversed(procs):
