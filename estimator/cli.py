@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     f(p, "--cycle.interval", default=15.0, type=positive_float, help="Seconds between cycles")
     f(
         p,
+        "--cycle.gc-pause",
+        default=True,
+        boolean=True,
+        help="No automatic garbage collection within a cycle, one of the young generations "
+        "at its end (a third of a cycle at 10,000 jobs otherwise)",
+    )
+    f(
+        p,
         "--jobs.max-tracked",
         default=10_000,
         type=positive_int,
@@ -161,6 +169,7 @@ def build(args: argparse.Namespace) -> Service:
         overlap_s=args.query_overlap,
         incremental=args.query_incremental,
         resync_s=args.query_resync_interval,
+        pause_gc=args.cycle_gc_pause,
         track_epochs=settings.track_epochs,
         finished_ttl_s=settings.finished_ttl_s,
         carbon_intensity=args.carbon_intensity or None,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from joulecast.estimator.calibration_file import CalibrationFile
+from joulecast.estimator.gcpause import collector_paused
 from joulecast.estimator.jobs import JobBook
 from joulecast.estimator.pre.calibration import Calibration, Retrainer
 from joulecast.estimator.pre.model import Forecast
@@ -50,6 +51,7 @@ class EstimatorConfig:
     overlap_s: float = 30.0  # re-read margin of later cycles (scrape and ingestion lag)
     incremental: bool = True  # between whole reads, read only what changed of the state
     resync_s: float = 300.0  # a whole read of every job's state at least this often
+    pause_gc: bool = True  # no automatic garbage collection within a cycle (gcpause.py)
     track_epochs: tuple[int, ...] = (10, 15, 20)
     finished_ttl_s: float = 3600.0
     carbon_intensity: float | None = None  # gCO2e/kWh
@@ -193,6 +195,15 @@ class Estimator:
 
     def cycle(self) -> EstimatorSnapshot:
         start = time.perf_counter()
+        with collector_paused(self.config.pause_gc):
+            self._cycle(start)
+        with self._lock:  # the collection at the end is part of the cycle's time
+            self._snapshot = replace(
+                self._snapshot, last_cycle_duration_s=time.perf_counter() - start
+            )
+            return self._snapshot
+
+    def _cycle(self, start: float) -> EstimatorSnapshot:
         now = self._clock()
         q0 = self.client.queries
         try:
