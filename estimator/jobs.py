@@ -23,6 +23,7 @@ Nothing depends on the order in which Prometheus returns series.
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -71,7 +72,9 @@ def _outcome(states: list[JobState]) -> tuple[bool, bool, bool]:
 
 def combine_states(job_id: str, states: list[JobState]) -> JobState:
     if len(states) == 1:
-        return replace(states[0], nodes=1)
+        one = copy(states[0])  # a copy: the book's node states stay its own
+        one.nodes = 1
+        return one
     running, failed, lost = _outcome(states)
     gpus = sum(s.gpus for s in states)
     util = [(s.gpu_utilization, max(s.gpus, 1)) for s in states if s.gpu_utilization is not None]
@@ -171,11 +174,10 @@ class JobBook:
             nodes = self._jobs[job_id]
             for instance, fields in by_node.items():
                 node = nodes.setdefault(instance, _Node())
-                node.state = (
-                    JobState(job_id, **fields)
-                    if node.state is None
-                    else replace(node.state, **fields)
-                )
+                if node.state is None:
+                    node.state = JobState(job_id, **fields)
+                else:  # the book's own copy (combine_states hands out others)
+                    vars(node.state).update(fields)
                 if "running" in fields:
                     node.seen_s = now
 

@@ -76,16 +76,19 @@ class PromConfig:
     max_answer_bytes: int = 64 * 1024 * 1024
 
 
+_STR = {str}
+
+
 def _labels(raw: Any, strict: bool = True) -> dict[str, str] | None:
     """The series' labels, or None when one is not a string that UTF-8 can encode. Only a
     ``strict`` check looks for lone surrogates: an answer with neither a ``\\ud`` escape
     nor an 0xED byte cannot hold one."""
     if not isinstance(raw, dict):
         return None
-    for k, v in raw.items():
-        if type(k) is not str or type(v) is not str:
-            return None
-        if strict:
+    if not set(map(type, raw.values())) <= _STR:  # JSON object keys are strings already
+        return None
+    if strict:
+        for k, v in raw.items():
             try:
                 k.encode()
                 v.encode()
