@@ -14,9 +14,10 @@ For each store and fleet size:
 * for each shard count S, shard 0 of S runs in its own process (its memory is its own) for
   ``--cycles`` cycles started every ``--interval`` s (15 s), the first of which reads the
   whole lookback. Each replica reads only its buckets, so shard 0 stands for any shard.
-* with one shard, the same process runs today's and the whole-read path side by side: each
-  interval one cycle of each, against the same store, so both see the same data. The ratio
-  of their median cycles is the speed-up.
+* with one shard (up to ``--compare-max`` jobs), the path before incremental cycles (whole
+  reads every cycle, the collector running within cycles) runs first, in its own process,
+  then today's, on the same store and the same churning fleet. The ratio of their median
+  cycles is the speed-up.
 
 Per row: cycle time (first, median, max of the later ones), queries and series fetched per
 cycle, peak memory (RSS) of the replica, and the end-to-end delay from an epoch's end (its
@@ -213,13 +214,15 @@ def start_store(kind: str, target: str, scrape_s: int, tmp: Path) -> tuple[subpr
 
 
 class Replica:
-    def __init__(self, url: str, shard: int, shards: int, incremental: bool) -> None:
+    def __init__(
+        self, url: str, shard: int, shards: int, incremental: bool, pause_gc: bool
+    ) -> None:
         self.client = PromClient(PromConfig(url, timeout_s=300, max_answer_bytes=4 << 30))
         self.est = Estimator(
             self.client,
             EstimatorConfig(
                 lookback_s=3600, shard_index=shard, shard_count=shards,
-                incremental=incremental, max_jobs=1_000_000,
+                incremental=incremental, pause_gc=pause_gc, max_jobs=1_000_000,
             ),
         )  # fmt: skip
         self.cycles: list[dict] = []
@@ -274,16 +277,14 @@ def _summary(r: Replica) -> dict:
 
 
 def worker(args: argparse.Namespace) -> None:
-    replicas = {"incremental": Replica(args.url, args.shard, args.shards, True)}
-    if args.compare:
-        replicas["whole_reads"] = Replica(args.url, args.shard, args.shards, False)
+    old = args.path == "whole_reads"  # the path before incremental cycles: automatic GC too
+    r = Replica(args.url, args.shard, args.shards, incremental=not old, pause_gc=not old)
     t_next = time.time()
     for _ in range(args.cycles):
-        for r in replicas.values():
-            r.cycle()
+        r.cycle()
         t_next += args.interval
         time.sleep(max(0.0, t_next - time.time()))
-    out = {name: _summary(r) for name, r in replicas.items()}
+    out = _summary(r)
     out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
 
@@ -291,10 +292,10 @@ def worker(args: argparse.Namespace) -> None:
 # -- the orchestration -------------------------------------------------------------------
 
 
-def run_replica(url: str, shards: int, args: argparse.Namespace, compare: bool) -> dict:
+def run_replica(url: str, shards: int, args: argparse.Namespace, path: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--url", url, "--shard", "0",
            "--shard-count", str(shards), "--cycles", str(args.cycles),
-           "--interval", str(args.interval)] + (["--compare"] if compare else [])  # fmt: skip
+           "--interval", str(args.interval), "--path", path]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"replica failed:\n{done.stderr[-3000:]}")
@@ -310,13 +311,12 @@ def run_size(kind: str, n: int, args: argparse.Namespace, tmp: Path) -> list[dic
         time.sleep(args.fill)
         for shards in args.shards:
             compare = shards == 1 and n <= args.compare_max
-            res = run_replica(url, shards, args, compare)
-            row = {"tsdb": kind, "jobs": n, "shards": shards, "rss_mib": res["rss_mib"]}
-            row.update(res["incremental"])
+            row = {"tsdb": kind, "jobs": n, "shards": shards}
+            if compare:  # first the old path, then the new one, on the same store and fleet
+                row["whole_reads"] = run_replica(url, shards, args, "whole_reads")
+            row.update(run_replica(url, shards, args, "incremental"))
             if compare:
-                old = res["whole_reads"]
-                row["whole_reads"] = old
-                row["speedup"] = old["cycle_median_s"] / row["cycle_median_s"]
+                row["speedup"] = row["whole_reads"]["cycle_median_s"] / row["cycle_median_s"]
             rows.append(row)
             print(_line(row), flush=True)
     finally:
@@ -362,7 +362,7 @@ def main() -> None:
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--shard-count", dest="shards_of", type=int, default=1, help=argparse.SUPPRESS)
-    ap.add_argument("--compare", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--path", default="incremental", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         args.shards = args.shards_of
