@@ -27,7 +27,13 @@ from copy import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from joulecast.estimator.prometheus.queries import EpochPoint, JobState, NodeUpdates, TsdbView
+from joulecast.estimator.prometheus.queries import (
+    EpochPoint,
+    JobState,
+    NodeHistory,
+    NodeUpdates,
+    TsdbView,
+)
 
 
 @dataclass
@@ -199,6 +205,21 @@ class JobBook:
                     or node.state.start_s is None
                     or node.state.running != fields.get("running", node.state.running)
                 ):
+                    out.add(job_id)
+                    break
+        return out
+
+    def needs_history(self, latest: NodeHistory) -> set[str]:
+        """The jobs of an incremental read whose raw epoch checkpoints are to be read: those
+        with a node whose latest epoch is more than one past the last the book holds (or,
+        on a node it holds none of, past the first)."""
+        out = set()
+        for job_id, by_node in latest.items():
+            nodes = self._jobs.get(job_id, {})
+            for instance, points in by_node.items():
+                node = nodes.get(instance)
+                known = max(node.epochs, default=0) if node is not None else 0
+                if points and points[-1].epoch > known + 1:
                     out.add(job_id)
                     break
         return out

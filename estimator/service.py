@@ -25,6 +25,7 @@ from joulecast.estimator.jobs import JobBook
 from joulecast.estimator.pre.calibration import Calibration, Retrainer
 from joulecast.estimator.pre.model import Forecast
 from joulecast.estimator.pre.stage import PreStage
+from joulecast.estimator.prometheus.changes import Needs
 from joulecast.estimator.prometheus.client import PromClient, PromError
 from joulecast.estimator.prometheus.cycle import fetch_cycle
 from joulecast.estimator.prometheus.queries import JobState, TsdbView
@@ -169,7 +170,7 @@ class Estimator:
             carbon_query=cfg.carbon_query,
             carbon_default=cfg.carbon_intensity,
             buckets=self._buckets,
-            needs_state=None if whole else self.book.needs_state,
+            needs=None if whole else Needs(self.book.needs_state, self.book.needs_history),
         )
         if whole:
             self._last_whole = now

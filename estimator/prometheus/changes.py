@@ -6,34 +6,64 @@ which change once or twice in a job's life (its TDP, GPUs, start, end, outcome).
 whole reads (the first cycle, and one every ``--query.resync-interval``) a cycle asks for:
 
 * ``LIVE``: the series that move every scrape or mark progress or plan (running, energy,
-  epochs and steps completed and planned), of every job;
+  epochs and steps completed and planned, the last epoch's end), of every job, as instant
+  values: the last epoch checkpoint of each node comes with them;
 * the others (``SETTLED``), by job id, only for the jobs the estimator's book says need
   them (:meth:`JobBook.needs_state`): jobs or nodes it does not know yet, and those whose
-  ``running`` changed (an end brings its outcome, end time and final labels).
+  ``running`` changed (an end brings its outcome, end time and final labels);
+* the raw epoch checkpoints of the window, by job id, only for the jobs whose epoch count
+  moved by more than one since the book's last checkpoint (:meth:`JobBook.needs_history`:
+  an epoch may have ended and been scraped between two cycles), and the raw step
+  checkpoints of every job with any (their counts cannot tell a gap).
 
-The store's work and the answer grow with the jobs that started or ended, not with the
-fleet: a query that compares every series with its value a window ago (``S != S offset W``)
-costs the store two reads of every series, more than the whole read it replaces. What else
-changes while a job runs (its GPUs, its budget) is read at the next whole read.
+The store's work and the answer grow with the jobs that started, ended or skipped an
+epoch, not with the fleet: a query that compares every series with its value a window ago
+(``S != S offset W``) costs the store two reads of every series, more than the whole read
+it replaces. What else changes while a job runs (its GPUs, its budget) is read at the next
+whole read.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from joulecast.estimator.prometheus.client import PromClient
+from joulecast.estimator.prometheus.client import PromClient, Sample, Series
 from joulecast.estimator.prometheus.queries import (
+    EPOCH_SERIES,
+    STEP_SERIES,
+    NodeHistory,
     NodeUpdates,
+    group_history,
     group_updates,
     in_buckets,
     split_on_limit,
     with_matcher,
 )
 
+
+@dataclass(frozen=True)
+class Needs:
+    """What an incremental read asks its book (``JobBook.needs_state``, ``.needs_history``):
+    the jobs whose settled series, and those whose raw epoch checkpoints, are to be read."""
+
+    state: Callable[[NodeUpdates], Iterable[str]]
+    history: Callable[[NodeHistory], Iterable[str]]
+
+
 LIVE = (
     '{__name__=~"joulecast_job_(running|energy_joules_total|epochs_completed|steps_completed|'
-    'epochs_planned|steps_planned)"}'
+    'epochs_planned|steps_planned|epoch_end_energy_joules|epoch_end_timestamp_seconds)"}'
+)
+#: raw checkpoints: of epochs for the jobs with a gap, of steps for every job
+EPOCH_HISTORY = (
+    '{__name__=~"joulecast_job_(epochs_completed|epoch_end_energy_joules|'
+    'epoch_end_timestamp_seconds)"}'
+)
+STEP_HISTORY = (
+    '{__name__=~"joulecast_job_(steps_completed|step_end_energy_joules|'
+    'step_end_timestamp_seconds)"}'
 )
 #: read for the jobs that need them
 SETTLED = (
@@ -83,11 +113,49 @@ def fetch_live(
     skipped: Counter,
     splits: Counter,
     buckets: tuple[int, ...] | None = None,
-) -> NodeUpdates:
+) -> tuple[NodeUpdates, NodeHistory]:
+    """Every job's live series, and its latest epoch checkpoint on each node."""
     selector = in_buckets(LIVE, buckets)
-    return group_updates(
-        split_on_limit(lambda sel: client.query(sel, at), selector, splits), skipped
-    )
+    samples = split_on_limit(lambda sel: client.query(sel, at), selector, splits)
+    return group_updates(samples, skipped), latest_checkpoints(samples, skipped)
+
+
+def latest_checkpoints(samples: list[Sample], skipped: Counter) -> NodeHistory:
+    """The (count, timestamp, energy) of each node's last epoch, from instant samples."""
+    wanted = set(EPOCH_SERIES)
+    series = [
+        Series(s.labels, ((s.timestamp, s.value),))
+        for s in samples
+        if s.labels.get("__name__") in wanted
+    ]
+    return group_history(series, skipped)
+
+
+def fetch_checkpoints(
+    client: PromClient,
+    selector: str,
+    job_ids: Iterable[str] | None,
+    window_s: float,
+    at: float | None,
+    skipped: Counter,
+    splits: Counter,
+    buckets: tuple[int, ...] | None = None,
+) -> list[Series]:
+    """Raw samples of ``selector`` over the window, of ``job_ids`` (None: every job)."""
+    base = in_buckets(selector, buckets)
+    selectors = [base] if job_ids is None else [with_matcher(base, m) for m in id_matchers(job_ids)]
+    out: list[Series] = []
+    for sel in selectors:
+        out += split_on_limit(lambda q: client.query_raw(q, window_s, at), sel, splits)
+    return out
+
+
+def merge_history(into: NodeHistory, more: NodeHistory) -> NodeHistory:
+    for job_id, nodes in more.items():
+        mine = into.setdefault(job_id, {})
+        for instance, points in nodes.items():
+            mine[instance] = [*mine.get(instance, []), *points]
+    return into
 
 
 def fetch_settled(
@@ -116,16 +184,33 @@ def merge_updates(into: NodeUpdates, more: NodeUpdates) -> NodeUpdates:
     return into
 
 
+@dataclass(frozen=True)
+class IncrementalRead:
+    updates: NodeUpdates
+    history: NodeHistory
+    steps: NodeHistory
+
+
 def fetch_incremental(
     client: PromClient,
-    needs_state: Callable[[NodeUpdates], Iterable[str]],
+    needs: Needs,
+    window_s: float,
     at: float | None,
     skipped: Counter,
     splits: Counter,
     buckets: tuple[int, ...] | None = None,
-) -> NodeUpdates:
-    """Every job's live series, and the settled ones of the jobs ``needs_state`` names
-    from them."""
-    live = fetch_live(client, at, skipped, splits, buckets)
-    settled = fetch_settled(client, needs_state(live), at, skipped, splits, buckets)
-    return merge_updates(live, settled)
+) -> IncrementalRead:
+    """Every job's live series and latest epoch; the settled series of the jobs
+    ``needs.state`` names from them; the raw epoch checkpoints of the window for the jobs
+    ``needs.history`` names (an epoch ended unseen between two cycles); the raw step
+    checkpoints of every job (a step count says nothing of the checkpoints between)."""
+    live, latest = fetch_live(client, at, skipped, splits, buckets)
+    settled = fetch_settled(client, needs.state(live), at, skipped, splits, buckets)
+    gaps = needs.history(latest)
+    raw = fetch_checkpoints(client, EPOCH_HISTORY, gaps, window_s, at, skipped, splits, buckets)
+    steps = fetch_checkpoints(client, STEP_HISTORY, None, window_s, at, skipped, splits, buckets)
+    return IncrementalRead(
+        merge_updates(live, settled),
+        merge_history(latest, group_history(raw, skipped)),
+        group_history(steps, skipped, STEP_SERIES),
+    )

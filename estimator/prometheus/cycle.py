@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
 
-from joulecast.estimator.prometheus.changes import fetch_incremental
+from joulecast.estimator.prometheus.changes import Needs, fetch_incremental
 from joulecast.estimator.prometheus.client import PromClient
 from joulecast.estimator.prometheus.queries import (
-    NodeUpdates,
     TsdbView,
     fetch_gpu_models,
     fetch_history,
@@ -39,22 +37,22 @@ def fetch_cycle(
     carbon_query: str | None = None,
     carbon_default: float | None = None,
     buckets: tuple[int, ...] | None = None,
-    needs_state: Callable[[NodeUpdates], Iterable[str]] | None = None,
+    needs: Needs | None = None,
 ) -> TsdbView:
     """One cycle's reads; raises :class:`PromError` when any of them fails.
 
-    The checkpoints of the last ``window_s`` seconds; the whole state of every job, or,
-    with ``needs_state``, every job's live series and the rest of the jobs it names
-    (``changes.py``)."""
+    The checkpoints of the last ``window_s`` seconds and the whole state of every job, or,
+    with ``needs``, every job's live series and latest epoch and the rest of what the
+    jobs it names lack (``changes.py``)."""
     skipped: Counter = Counter()
     splits: Counter = Counter()
     bad_labels, partial = client.bad_labels, client.partial_responses
-    history, steps = fetch_history(client, window_s, at, skipped, splits, buckets)
-    if needs_state is None:
+    if needs is None:
+        history, steps = fetch_history(client, window_s, at, skipped, splits, buckets)
         states, updates = fetch_state(client, at, skipped, splits, buckets), {}
     else:
-        states = {}
-        updates = fetch_incremental(client, needs_state, at, skipped, splits, buckets)
+        read = fetch_incremental(client, needs, window_s, at, skipped, splits, buckets)
+        history, steps, states, updates = read.history, read.steps, {}, read.updates
     carbon = _carbon(client, carbon_query, carbon_default, at, skipped)
     gpus = tuple(fetch_gpu_models(client, at)) if fleet else ()
     if client.bad_labels > bad_labels:

@@ -46,6 +46,14 @@ def states(est: Estimator) -> dict[str, dict]:
     return out
 
 
+def epochs(est: Estimator) -> dict[str, list[tuple]]:
+    """Each job's epoch checkpoints as the book combines them."""
+    return {
+        job_id: [(p.epoch, p.time_s, p.energy_j) for p in points]
+        for job_id, points in est.book.combined(time.time()).epochs.items()
+    }
+
+
 def scraped(db, query: str, n: int) -> None:
     wait_for(lambda: len(prom_query(db.url, query)) == n, timeout=30)
     time.sleep(1.5)
@@ -68,6 +76,10 @@ def test_incremental_reads_know_what_whole_reads_know(fleet):
     scraped(db, 'joulecast_job_running{job_id="inc-b"}', 1)
     inc.cycle()
     b.finish("failed")  # an outcome that changes
+    for epoch in (2, 3):  # two epochs scraped between two cycles: the first one is raw only
+        a.epoch_end()
+        a.flush()
+        scraped(db, f'joulecast_job_epochs_completed{{job_id="inc-a"}} == {epoch}', 1)
     scraped(db, 'joulecast_job_failed{job_id="inc-b"} == 1', 1)
     scraped(db, 'joulecast_job_end_timestamp_seconds{job_id="inc-b"}', 1)
     inc.cycle()
@@ -75,15 +87,16 @@ def test_incremental_reads_know_what_whole_reads_know(fleet):
     def whole_read() -> dict[str, dict]:
         whole = Estimator(client, EstimatorConfig(lookback_s=600, incremental=False))
         whole.cycle()
-        return states(whole)
+        return {**states(whole), "epochs": epochs(whole)}
 
     # VictoriaMetrics may answer a moment without the newest samples of a series
-    want = wait_for(lambda: len(whole_read()) == 2 and whole_read(), timeout=10)
-    got = states(inc)
+    want = wait_for(lambda: len(whole_read()) == 3 and whole_read(), timeout=10)
+    got = {**states(inc), "epochs": epochs(inc)}
+    assert [p[0] for p in got["epochs"]["inc-a"]] == [0, 1, 2, 3]
     for job_id in want:  # the first difference, named
         for k, v in want[job_id].items():
             assert got[job_id][k] == v, (job_id, k, got[job_id][k], v)
-    assert set(got) == {"inc-a", "inc-b"} == set(want)
+    assert set(got) == {"inc-a", "inc-b", "epochs"} == set(want)
     assert got == want
     assert got["inc-a"]["epochs_planned"] == 9 and got["inc-b"]["failed"]
     assert got["inc-b"]["features"] == want["inc-b"]["features"] != {}
@@ -99,7 +112,7 @@ def test_only_started_and_ended_jobs_have_their_settled_series_read(fleet):
         j.register()
     scraped(db, 'joulecast_job_running{job_id=~"still-.*"}', 4)
     est.cycle()  # a whole read: the book knows every job
-    live = fetch_live(client, time.time(), Counter(), Counter())
+    live, _ = fetch_live(client, time.time(), Counter(), Counter())
     assert not {j for j in est.book.needs_state(live) if j.startswith("still-")}
     jobs[2].finish()
     new = joulecast.job("still-new", epochs=5, url=exp.url, gpus=[0])
@@ -108,7 +121,7 @@ def test_only_started_and_ended_jobs_have_their_settled_series_read(fleet):
     scraped(db, 'joulecast_job_running{job_id="still-new"}', 1)
 
     def needed() -> set[str]:
-        live = fetch_live(client, time.time(), Counter(), Counter())
+        live, _ = fetch_live(client, time.time(), Counter(), Counter())
         return {j for j in est.book.needs_state(live) if j.startswith("still-")}
 
     # VictoriaMetrics may answer a moment without the newest samples of a series
@@ -143,6 +156,9 @@ def test_the_incremental_reads_cover_every_series_of_the_whole_read():
         return {f"joulecast_job_{n}" for n in alts.split("|")}
 
     incremental = names(changes.LIVE) | set(changes.SETTLED)
-    assert incremental == names(queries.STATE)
+    last_epoch = set(queries.EPOCH_SERIES) - names(queries.STATE)
+    assert incremental == names(queries.STATE) | last_epoch
     assert not names(changes.LIVE) & set(changes.SETTLED)
+    checkpoints = names(changes.EPOCH_HISTORY) | names(changes.STEP_HISTORY)
+    assert checkpoints == names(queries.HISTORY)
     assert names(changes.settled_selector()) == set(changes.SETTLED)
