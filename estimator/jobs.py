@@ -57,6 +57,8 @@ def _common(nodes: list[dict[int, EpochPoint]]) -> list[EpochPoint]:
     """The checkpoints every node reported, summed (epoch 0: the earliest start)."""
     if not nodes or any(not n for n in nodes):
         return []
+    if len(nodes) == 1:
+        return [nodes[0][k] for k in sorted(nodes[0])]
     keys = set(nodes[0]).intersection(*nodes[1:])
     out = []
     for k in sorted(keys):

@@ -293,7 +293,10 @@ def _per_epoch_durations(segs: Sequence[Segment]) -> list[float]:
     return out
 
 
-def _window(p: Progress, cfg: StepConfig) -> tuple[int, Checkpoint, Checkpoint] | None:
+def _window(
+    p: Progress, cfg: StepConfig
+) -> tuple[int, Checkpoint, Checkpoint, list[Segment]] | None:
+    """(stabilizing epoch, window start, window end, the segments inside the window)."""
     segs = segments(p)
     if not segs:
         return None
@@ -319,13 +322,12 @@ def _window(p: Progress, cfg: StepConfig) -> tuple[int, Checkpoint, Checkpoint] 
         b = p.last
     if b.epoch - a.epoch < cfg.min_window or b.time_s <= a.time_s:
         return None
-    if cfg.stabilizing_epoch is None:
-        inside = [s for s in segs if s.start >= a.epoch and s.end <= b.epoch]
-        # Epochs merged into one segment (missed scrapes) hide their profile: the detector
-        # needs a few distinct epoch ends in the window to judge stability.
-        if len(inside) < cfg.min_tail:
-            return None
-    return stab, a, b
+    inside = [s for s in segs if s.start >= a.epoch and s.end <= b.epoch]
+    # Epochs merged into one segment (missed scrapes) hide their profile: the detector
+    # needs a few distinct epoch ends in the window to judge stability.
+    if cfg.stabilizing_epoch is None and len(inside) < cfg.min_tail:
+        return None
+    return stab, a, b, inside
 
 
 def project(p: Progress, cfg: StepConfig | None = None) -> dict[str, Projection]:
@@ -334,7 +336,7 @@ def project(p: Progress, cfg: StepConfig | None = None) -> dict[str, Projection]
     w = _window(p, cfg)
     if w is None:
         return {}
-    stab, a, b = w
+    stab, a, b, inside = w
     n_w = b.epoch - a.epoch
     e_w = b.energy_j - a.energy_j
     t_w = b.time_s - a.time_s
@@ -347,7 +349,6 @@ def project(p: Progress, cfg: StepConfig | None = None) -> dict[str, Projection]
     t_left = n_left * d_w
 
     # Per-epoch spread inside the window gives the interval.
-    inside = [s for s in segments(p) if s.start >= a.epoch and s.end <= b.epoch]
     per = _per_epoch(inside)
     sd = _stdev(per)
     q = _quantile(cfg.level, len(per) - 1)

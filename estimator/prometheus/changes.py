@@ -35,6 +35,7 @@ from joulecast.estimator.prometheus.queries import (
     STEP_SERIES,
     NodeHistory,
     NodeUpdates,
+    checkpoint,
     group_history,
     group_updates,
     in_buckets,
@@ -122,13 +123,21 @@ def fetch_live(
 
 def latest_checkpoints(samples: list[Sample], skipped: Counter) -> NodeHistory:
     """The (count, timestamp, energy) of each node's last epoch, from instant samples."""
-    wanted = set(EPOCH_SERIES)
-    series = [
-        Series(s.labels, ((s.timestamp, s.value),))
-        for s in samples
-        if s.labels.get("__name__") in wanted
-    ]
-    return group_history(series, skipped)
+    at = {name: i for i, name in enumerate(EPOCH_SERIES)}
+    by_node: dict[tuple[str, str], list[float | None]] = {}
+    for s in samples:
+        i = at.get(s.labels.get("__name__", ""))
+        job_id = s.labels.get("job_id")
+        if i is not None and job_id:
+            by_node.setdefault((job_id, s.labels.get("instance", "")), [None] * 3)[i] = s.value
+    out: NodeHistory = {}
+    for (job_id, instance), raw in by_node.items():
+        if None in raw:
+            continue
+        point = checkpoint(tuple(raw), skipped)  # type: ignore[arg-type]
+        if point is not None:
+            out.setdefault(job_id, {})[instance] = [point]
+    return out
 
 
 def fetch_checkpoints(

@@ -181,16 +181,23 @@ def group_history(
                 raw = tuple(vals[n] for n in names)
             except KeyError:
                 continue
-            if not all(math.isfinite(v) for v in raw):
-                skipped["non_finite"] += 1
-                continue
-            if not (sane(raw[0], 0, MAX_EPOCH) and sane(raw[1]) and sane(raw[2])):
-                skipped["out_of_range"] += 1
-                continue
-            count = int(raw[0])
-            points.setdefault(count, EpochPoint(count, raw[1], raw[2]))
+            point = checkpoint(raw, skipped)
+            if point is not None:
+                points.setdefault(point.epoch, point)
         out.setdefault(job_id, {})[instance] = sorted(points.values(), key=lambda p: p.epoch)
     return out
+
+
+def checkpoint(raw: tuple[float, ...], skipped: Counter) -> EpochPoint | None:
+    """The checkpoint of one (count, timestamp, energy) reading, or None (counted in
+    ``skipped``) when a value is not finite or out of range."""
+    if not all(math.isfinite(v) for v in raw):
+        skipped["non_finite"] += 1
+        return None
+    if not (sane(raw[0], 0, MAX_EPOCH) and sane(raw[1]) and sane(raw[2])):
+        skipped["out_of_range"] += 1
+        return None
+    return EpochPoint(int(raw[0]), raw[1], raw[2])
 
 
 _FIELDS = {
