@@ -15,9 +15,9 @@ For each store and fleet size:
   ``--cycles`` cycles started every ``--interval`` s (15 s), the first of which reads the
   whole lookback. Each replica reads only its buckets, so shard 0 stands for any shard.
 * with one shard (up to ``--compare-max`` jobs), the path before incremental cycles (whole
-  reads every cycle, the collector running within cycles) runs first, in its own process,
-  then today's, on the same store and the same churning fleet. The ratio of their median
-  cycles is the speed-up.
+  reads every cycle, the collector running within cycles) runs beside today's, each in its
+  own process, one cycle of each in turn every interval, on the same store and the same
+  churning fleet. The ratio of their median cycles is the speed-up.
 
 Per row: cycle time (first, median, max of the later ones), queries and series fetched per
 cycle, peak memory (RSS) of the replica, and the end-to-end delay from an epoch's end (its
@@ -28,6 +28,7 @@ table and writes bench/results/estimator_scale.json.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import platform
@@ -228,14 +229,31 @@ class Replica:
         self.cycles: list[dict] = []
         self.delays: list[float] = []
         self._known: dict[str, int] = {}
+        self.phases: dict[str, float] = {}  # seconds spent in each part of the cycle
+        est = self.est
+        est._fetch = self._timed("fetch", est._fetch)
+        est.book.merge = self._timed("merge", est.book.merge)
+        est.step.project_all = self._timed("project", est.step.project_all)
+
+    def _timed(self, name: str, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
+
+        return timed
 
     def cycle(self) -> None:
         s0, q0 = self.client.series, self.client.queries
+        self.phases = {}
         snap = self.est.cycle()
         done = time.time()
         self.cycles.append(
             {
                 "s": snap.last_cycle_duration_s,
+                "phases_s": self.phases,
                 "queries": self.client.queries - q0,
                 "series": self.client.series - s0,
                 "projected": len(snap.jobs),
@@ -268,6 +286,12 @@ def _summary(r: Replica) -> dict:
         "cycle_max_s": max(times) if times else None,
         "queries_per_cycle": statistics.median(c["queries"] for c in later) if later else None,
         "series_per_cycle": statistics.median(c["series"] for c in later) if later else None,
+        "phases_median_s": {
+            k: statistics.median(c["phases_s"].get(k, 0.0) for c in later)
+            for k in ("fetch", "merge", "project")
+        }
+        if later
+        else None,
         "projected_jobs": r.cycles[-1]["projected"],
         "stale_cycles": sum(c["stale"] for c in r.cycles),
         "delay_median_s": statistics.median(r.delays) if r.delays else None,
@@ -277,29 +301,73 @@ def _summary(r: Replica) -> dict:
 
 
 def worker(args: argparse.Namespace) -> None:
+    """One replica, cycling on each ``cycle`` line of stdin; ``done`` prints its summary."""
     old = args.path == "whole_reads"  # the path before incremental cycles: automatic GC too
     r = Replica(args.url, args.shard, args.shards, incremental=not old, pause_gc=not old)
-    t_next = time.time()
-    for _ in range(args.cycles):
+    profile = os.environ.get("JOULECAST_BENCH_PROFILE")  # a file: cProfile of later cycles
+    prof = cProfile.Profile() if profile else None
+    for line in sys.stdin:
+        if line.strip() != "cycle":
+            break
+        if prof is not None and len(r.cycles) == 1:
+            prof.enable()
         r.cycle()
-        t_next += args.interval
-        time.sleep(max(0.0, t_next - time.time()))
+        print("ok", flush=True)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(f"{profile}.{args.path}")
     out = _summary(r)
     out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
 
 
 # -- the orchestration -------------------------------------------------------------------
 
 
-def run_replica(url: str, shards: int, args: argparse.Namespace, path: str) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--url", url, "--shard", "0",
-           "--shard-count", str(shards), "--cycles", str(args.cycles),
-           "--interval", str(args.interval), "--path", path]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"replica failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def run_replicas(url: str, shards: int, args: argparse.Namespace, paths: list[str]) -> dict:
+    """Shard 0 of ``shards`` on each path, each in its own process; every interval one
+    cycle of each in turn, so the paths see the same store, fleet and machine."""
+    procs = {
+        path: subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--url",
+                url,
+                "--shard",
+                "0",
+                "--shard-count",
+                str(shards),
+                "--path",
+                path,
+            ],  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for path in paths
+    }
+    try:
+        t_next = time.time()
+        for _ in range(args.cycles):
+            for path, proc in procs.items():
+                assert proc.stdin and proc.stdout
+                proc.stdin.write("cycle\n")
+                proc.stdin.flush()
+                if proc.stdout.readline().strip() != "ok":
+                    raise SystemExit(f"replica {path} failed")
+            t_next += args.interval
+            time.sleep(max(0.0, t_next - time.time()))
+        out = {}
+        for path, proc in procs.items():
+            summary, _ = proc.communicate("done\n", timeout=120)
+            out[path] = json.loads(summary.strip().splitlines()[-1])
+        return out
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
 
 
 def run_size(kind: str, n: int, args: argparse.Namespace, tmp: Path) -> list[dict]:
@@ -312,10 +380,11 @@ def run_size(kind: str, n: int, args: argparse.Namespace, tmp: Path) -> list[dic
         for shards in args.shards:
             compare = shards == 1 and n <= args.compare_max
             row = {"tsdb": kind, "jobs": n, "shards": shards}
-            if compare:  # first the old path, then the new one, on the same store and fleet
-                row["whole_reads"] = run_replica(url, shards, args, "whole_reads")
-            row.update(run_replica(url, shards, args, "incremental"))
+            paths = ["whole_reads", "incremental"] if compare else ["incremental"]
+            res = run_replicas(url, shards, args, paths)
+            row.update(res["incremental"])
             if compare:
+                row["whole_reads"] = res["whole_reads"]
                 row["speedup"] = row["whole_reads"]["cycle_median_s"] / row["cycle_median_s"]
             rows.append(row)
             print(_line(row), flush=True)
