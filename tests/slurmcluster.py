@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.stack import stop_all
+
 NODE = "jcnode"
 NEEDED = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
 
@@ -142,14 +144,7 @@ class SlurmCluster:
         return path.read_text() if path.exists() else ""
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_all(self.procs, timeout=15)
         self.procs.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -51,13 +51,19 @@ class Proc:
     log: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        stop_all([self.proc])
+
+
+def stop_all(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
+    """Terminate the processes, last started first; kill those that do not exit."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
             try:
-                self.proc.wait(timeout=10)
+                p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                p.kill()
+                p.wait()
 
 
 def start_exporter(tmp: Path, *flags: str) -> Proc:

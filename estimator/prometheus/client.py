@@ -250,7 +250,7 @@ class PromClient:
                 continue
             try:
                 ts, v = item["value"]
-                out.append(Sample(labels, _float(v), _float(ts)))
+                out.append(Sample(labels, float(v), float(ts)))
             except (KeyError, TypeError, ValueError) as err:
                 raise PromError("bad_response", f"malformed sample: {item!r:.200}") from err
         return out

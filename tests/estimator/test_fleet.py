@@ -24,9 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 import joulecast
 from joulecast.shards import owns
 from tests.conftest import exporter_in_process
-from tests.estimator.prometheus.test_backends import PREFIX, StoreProxy
-from tests.prometheus.test_alert_delivery import Webhook
-from tests.stack import free_port, prom_query, start_estimator, wait_for, wait_http
+from tests.stack import free_port, prom_query, start_estimator, stop_all, wait_for, wait_http
+from tests.storeproxy import PREFIX, StoreProxy
+from tests.webhook import Webhook
 
 pytestmark = [
     pytest.mark.integration,
@@ -192,12 +192,7 @@ def fleet(tmp_path_factory):
         wait_for(lambda: all_projected([projections(s.url) for s in shards]), 60)
         yield {"shards": shards, "proxy": proxy, "hook": hook, "procs": procs, "tmp": tmp}
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         if proxy is not None:
             proxy.close()
         hook.server.shutdown()

@@ -7,37 +7,23 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import joulecast
-from tests.stack import free_port, start_estimator, start_exporter, wait_for, wait_http
+from tests.stack import (
+    free_port,
+    start_estimator,
+    start_exporter,
+    stop_all,
+    wait_for,
+    wait_http,
+)
+from tests.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Webhook:
-    def __init__(self) -> None:
-        self.alerts: list[dict] = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.alerts.extend(body.get("alerts", []))
-                self.send_response(200)
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
 
 
 @pytest.mark.integration
@@ -164,10 +150,5 @@ def test_projected_energy_alert_reaches_the_webhook(tmp_path):
             and "over its budget" in alert["annotations"]["summary"]
         )
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         hook.server.shutdown()
