@@ -35,10 +35,12 @@ from joulecast.estimator.prometheus.queries import (
     STEP_SERIES,
     NodeHistory,
     NodeUpdates,
+    T,
     checkpoint,
     group_history,
     group_updates,
     in_buckets,
+    names_selector,
     split_on_limit,
     with_matcher,
 )
@@ -58,14 +60,8 @@ LIVE = (
     'epochs_planned|steps_planned|epoch_end_energy_joules|epoch_end_timestamp_seconds)"}'
 )
 #: raw checkpoints: of epochs for the jobs with a gap, of steps for every job
-EPOCH_HISTORY = (
-    '{__name__=~"joulecast_job_(epochs_completed|epoch_end_energy_joules|'
-    'epoch_end_timestamp_seconds)"}'
-)
-STEP_HISTORY = (
-    '{__name__=~"joulecast_job_(steps_completed|step_end_energy_joules|'
-    'step_end_timestamp_seconds)"}'
-)
+EPOCH_HISTORY = names_selector(EPOCH_SERIES)
+STEP_HISTORY = names_selector(STEP_SERIES)
 #: read for the jobs that need them
 SETTLED = (
     "joulecast_job_info",
@@ -85,8 +81,7 @@ MAX_IDS_CHARS = 8000
 
 
 def settled_selector() -> str:
-    names = "|".join(n.removeprefix("joulecast_job_") for n in SETTLED)
-    return f'{{__name__=~"joulecast_job_({names})"}}'
+    return names_selector(SETTLED)
 
 
 def id_matchers(job_ids: Iterable[str]) -> list[str]:
@@ -151,11 +146,21 @@ def fetch_checkpoints(
     buckets: tuple[int, ...] | None = None,
 ) -> list[Series]:
     """Raw samples of ``selector`` over the window, of ``job_ids`` (None: every job)."""
-    base = in_buckets(selector, buckets)
-    selectors = [base] if job_ids is None else [with_matcher(base, m) for m in id_matchers(job_ids)]
-    out: list[Series] = []
-    for sel in selectors:
-        out += split_on_limit(lambda q: client.query_raw(q, window_s, at), sel, splits)
+    return by_ids(
+        lambda q: client.query_raw(q, window_s, at), in_buckets(selector, buckets), job_ids, splits
+    )
+
+
+def by_ids(
+    fetch: Callable[[str], list[T]], selector: str, job_ids: Iterable[str] | None, splits: Counter
+) -> list[T]:
+    """``fetch`` of ``selector`` narrowed to ``job_ids`` (None: every job), in as few
+    queries as the ids' length allows, each split when the store refuses it for its limit."""
+    if job_ids is None:
+        return split_on_limit(fetch, selector, splits)
+    out: list[T] = []
+    for matcher in id_matchers(job_ids):
+        out += split_on_limit(fetch, with_matcher(selector, matcher), splits)
     return out
 
 
@@ -176,13 +181,9 @@ def fetch_settled(
     buckets: tuple[int, ...] | None = None,
 ) -> NodeUpdates:
     """The ``SETTLED`` series of ``job_ids``, in as few queries as the ids' length allows."""
-    out: NodeUpdates = {}
     base = in_buckets(settled_selector(), buckets)
-    for matcher in id_matchers(job_ids):
-        selector = with_matcher(base, matcher)
-        samples = split_on_limit(lambda sel: client.query(sel, at), selector, splits)
-        merge_updates(out, group_updates(samples, skipped))
-    return out
+    samples = by_ids(lambda sel: client.query(sel, at), base, job_ids, splits)
+    return group_updates(samples, skipped)
 
 
 def merge_updates(into: NodeUpdates, more: NodeUpdates) -> NodeUpdates:

@@ -21,10 +21,6 @@ from joulecast.estimator.prometheus.client import PromClient, PromError, Sample,
 
 T = TypeVar("T")
 
-HISTORY = (
-    '{__name__=~"joulecast_job_(epochs_completed|epoch_end_energy_joules|epoch_end_timestamp_seconds'
-    '|steps_completed|step_end_energy_joules|step_end_timestamp_seconds)"}'
-)
 STATE = (
     '{__name__=~"joulecast_job_(info|epochs_planned|epochs_completed|running|failed|lost|'
     "energy_joules_total|start_timestamp_seconds|end_timestamp_seconds|gpu_tdp_watts|"
@@ -42,6 +38,15 @@ STEP_SERIES = (
     "joulecast_job_step_end_timestamp_seconds",
     "joulecast_job_step_end_energy_joules",
 )
+
+
+def names_selector(names: tuple[str, ...]) -> str:
+    """``{__name__=~"joulecast_job_(a|b|...)"}`` for the ``joulecast_job_*`` ``names``."""
+    alts = "|".join(n.removeprefix("joulecast_job_") for n in names)
+    return f'{{__name__=~"joulecast_job_({alts})"}}'
+
+
+HISTORY = names_selector(EPOCH_SERIES + STEP_SERIES)
 GPU_MODELS = "count by (model) (joulecast_gpu_info)"
 #: the label a query names its metric in where PromQL would drop ``__name__``
 METRIC = "joulecast_metric"
