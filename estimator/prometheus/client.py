@@ -8,17 +8,15 @@ is a bounded label value.
 
 An answer is read under a deadline for the whole answer (``timeout_s``: a server that
 trickles bytes cannot hold a cycle) and a cap on its size once decompressed
-(``max_answer_bytes``). A series whose labels are not all strings that UTF-8 can carry (a
-number, an object, a lone surrogate) is left out and counted in ``bad_labels``; it never
-reaches the collectors.
+(``max_answer_bytes``), then decoded by ``decode.py``. A series whose labels are not all
+strings that UTF-8 can carry (a number, an object, a lone surrogate) is left out and
+counted in ``bad_labels``; it never reaches the collectors.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,37 +24,18 @@ from typing import Any
 
 import requests
 
-log = logging.getLogger("joulecast.estimator")
-#: what the stores say when a query fetches more series than they allow
-LIMIT_ERROR = re.compile(
-    r"maxUniqueTimeseries|max_fetched_series|max(imum)?[ _]number[ _]of[ _]series|"
-    r"series limit|too many (time ?)?series|exceeds? the limit of .*series",
-    re.IGNORECASE,
+from joulecast.estimator.prometheus.decode import (
+    LIMIT_ERROR,
+    Answer,
+    PromError,
+    Sample,
+    Series,
+    decode,
 )
 
+log = logging.getLogger("joulecast.estimator")
 
-class PromError(Exception):
-    """A query failed. ``kind``: unreachable, timeout, tls, http_status, bad_response,
-    query_error, or limit (the store refused a query that fetches too many series:
-    VictoriaMetrics' ``-search.maxUniqueTimeseries``, Mimir's ``max_fetched_series_per_query``,
-    Thanos' and Cortex's series limits; the caller may split it)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-@dataclass(frozen=True)
-class Sample:
-    labels: dict[str, str]
-    value: float
-    timestamp: float
-
-
-@dataclass(frozen=True)
-class Series:
-    labels: dict[str, str]
-    points: tuple[tuple[float, float], ...]  # (timestamp, value)
+__all__ = ["LIMIT_ERROR", "PromClient", "PromConfig", "PromError", "Sample", "Series"]
 
 
 @dataclass
@@ -74,40 +53,6 @@ class PromConfig:
     key_file: str | None = None
     insecure_skip_verify: bool = False
     max_answer_bytes: int = 64 * 1024 * 1024
-
-
-_STR = {str}
-
-
-def _labels(raw: Any, strict: bool = True) -> dict[str, str] | None:
-    """The series' labels, or None when one is not a string that UTF-8 can encode. Only a
-    ``strict`` check looks for lone surrogates: an answer with neither a ``\\ud`` escape
-    nor an 0xED byte cannot hold one."""
-    if not isinstance(raw, dict):
-        return None
-    if not set(map(type, raw.values())) <= _STR:  # JSON object keys are strings already
-        return None
-    if strict:
-        for k, v in raw.items():
-            try:
-                k.encode()
-                v.encode()
-            except UnicodeEncodeError:
-                return None
-    return raw
-
-
-def may_hold_surrogates(raw: bytes) -> bool:
-    """Whether a JSON answer can decode to a lone surrogate (json.loads takes bytes with
-    ``surrogatepass``)."""
-    return b"\\ud" in raw or b"\\uD" in raw or b"\xed" in raw
-
-
-def _float(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError) as err:
-        raise PromError("bad_response", f"not a number: {v!r}") from err
 
 
 class PromClient:
@@ -139,8 +84,8 @@ class PromClient:
                 (config.cert_file, config.key_file) if config.key_file else config.cert_file
             )
 
-    def _get(self, path: str, params: Mapping[str, str]) -> tuple[dict, bool]:
-        """The answer's ``data``, and whether its labels need the strict check."""
+    def _get(self, path: str, params: Mapping[str, str], expect: str) -> Answer:
+        """The decoded answer (``expect``: ``"vector"`` or ``"matrix"``, decode.py)."""
         url = self.config.url.rstrip("/") + path
         self.queries += 1
         last: PromError | None = None
@@ -171,29 +116,11 @@ class PromClient:
             if resp.status_code >= 500 or resp.status_code == 429:
                 last = PromError("http_status", f"{url}: HTTP {resp.status_code}")
                 continue
-            try:
-                body = json.loads(raw)
-            except (ValueError, RecursionError):
-                raise PromError(
-                    "bad_response", f"{url}: HTTP {resp.status_code}, not JSON"
-                ) from None
-            if not isinstance(body, dict):
-                raise PromError("bad_response", f"{url}: JSON is not an object")
-            if body.get("status") != "success":
-                error = str(body.get("error", resp.status_code))
-                kind = "query_error" if resp.status_code in (400, 422) else "http_status"
-                if LIMIT_ERROR.search(error):
-                    kind = "limit"
-                raise PromError(kind, f"{url}: {body.get('errorType', '')} {error}"[:1000])
-            self._warnings(body.get("warnings"), url)
-            data = body.get("data")
-            if (
-                not isinstance(data, dict)
-                or "resultType" not in data
-                or not isinstance(data.get("result"), list)
-            ):
-                raise PromError("bad_response", f"{url}: no data.result")
-            return data, may_hold_surrogates(raw)
+            answer = decode(raw, expect, resp.status_code, url)
+            self._warnings(answer.warnings, url)
+            self.series += answer.held
+            self.bad_labels += answer.bad_labels
+            return answer
         assert last is not None
         raise last
 
@@ -230,30 +157,11 @@ class PromClient:
         return b"".join(chunks)
 
     def query(self, expr: str, at: float | None = None) -> list[Sample]:
-        """An instant vector query."""
+        """An instant vector (or scalar) query."""
         params = {"query": expr}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        data, strict = self._get("/api/v1/query", params)
-        if data["resultType"] == "scalar":
-            self.series += 1
-            ts, v = data["result"]
-            return [Sample({}, _float(v), _float(ts))]
-        if data["resultType"] != "vector":
-            raise PromError("bad_response", f"expected a vector, got {data['resultType']}")
-        self.series += len(data["result"])
-        out = []
-        for item in data["result"]:
-            labels = _labels(item.get("metric") if isinstance(item, dict) else None, strict)
-            if labels is None:
-                self.bad_labels += 1
-                continue
-            try:
-                ts, v = item["value"]
-                out.append(Sample(labels, float(v), float(ts)))
-            except (KeyError, TypeError, ValueError) as err:
-                raise PromError("bad_response", f"malformed sample: {item!r:.200}") from err
-        return out
+        return self._get("/api/v1/query", params, "vector").samples
 
     def query_raw(self, selector: str, window_s: float, at: float | None = None) -> list[Series]:
         """Raw samples of ``selector`` over the last ``window_s`` (an instant range query)."""
@@ -261,34 +169,13 @@ class PromClient:
         params = {"query": f"{selector}[{window}s]"}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        return self._matrix(*self._get("/api/v1/query", params))
+        return self._get("/api/v1/query", params, "matrix").series
 
     def query_range(self, expr: str, start: float, end: float, step_s: float) -> list[Series]:
-        return self._matrix(
-            *self._get(
-                "/api/v1/query_range",
-                {
-                    "query": expr,
-                    "start": f"{start:.3f}",
-                    "end": f"{end:.3f}",
-                    "step": f"{step_s:g}",
-                },
-            )
-        )
-
-    def _matrix(self, data: dict, strict: bool = True) -> list[Series]:
-        if data["resultType"] != "matrix":
-            raise PromError("bad_response", f"expected a matrix, got {data['resultType']}")
-        self.series += len(data["result"])
-        out = []
-        for item in data["result"]:
-            labels = _labels(item.get("metric") if isinstance(item, dict) else None, strict)
-            if labels is None:
-                self.bad_labels += 1
-                continue
-            try:
-                pts = tuple([(float(t), float(v)) for t, v in item["values"]])
-                out.append(Series(labels, pts))
-            except (KeyError, TypeError, ValueError) as err:
-                raise PromError("bad_response", f"malformed series: {item!r:.200}") from err
-        return out
+        params = {
+            "query": expr,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step_s:g}",
+        }
+        return self._get("/api/v1/query_range", params, "matrix").series
