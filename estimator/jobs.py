@@ -46,25 +46,27 @@ class _Node:
 
 @dataclass(frozen=True)
 class CombinedJobs:
-    """The cycle's jobs, one entry per job whatever the number of nodes."""
+    """The cycle's jobs, one entry per job whatever the number of nodes. A job's
+    checkpoints are keyed by epoch (or step); a one-node job's are the book's own, to be
+    read, not changed."""
 
     states: dict[str, JobState]
-    epochs: dict[str, list[EpochPoint]]
-    steps: dict[str, list[EpochPoint]]
+    epochs: dict[str, dict[int, EpochPoint]]
+    steps: dict[str, dict[int, EpochPoint]]
 
 
-def _common(nodes: list[dict[int, EpochPoint]]) -> list[EpochPoint]:
+def _common(nodes: list[dict[int, EpochPoint]]) -> dict[int, EpochPoint]:
     """The checkpoints every node reported, summed (epoch 0: the earliest start)."""
-    if not nodes or any(not n for n in nodes):
-        return []
     if len(nodes) == 1:
-        return [nodes[0][k] for k in sorted(nodes[0])]
+        return nodes[0]
+    if not nodes or any(not n for n in nodes):
+        return {}
     keys = set(nodes[0]).intersection(*nodes[1:])
-    out = []
+    out = {}
     for k in sorted(keys):
         pts = [n[k] for n in nodes]
         when = min(p.time_s for p in pts) if k == 0 else max(p.time_s for p in pts)
-        out.append(EpochPoint(k, when, sum(p.energy_j for p in pts)))
+        out[k] = EpochPoint(k, when, sum(p.energy_j for p in pts))
     return out
 
 
@@ -234,8 +236,8 @@ class JobBook:
 
     def combined(self, now: float) -> CombinedJobs:
         states: dict[str, JobState] = {}
-        epochs: dict[str, list[EpochPoint]] = {}
-        steps: dict[str, list[EpochPoint]] = {}
+        epochs: dict[str, dict[int, EpochPoint]] = {}
+        steps: dict[str, dict[int, EpochPoint]] = {}
         for job_id, nodes in self._jobs.items():
             known = [(n, self._node_state(n, now)) for n in nodes.values()]
             with_state = [(n, st) for n, st in known if st is not None]

@@ -187,7 +187,7 @@ class Projection:
     window_end: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made for every segment of every projection: slots are quicker
 class Segment:
     """Energy and time between two seen epoch ends, spread over ``n`` epochs."""
 
@@ -215,7 +215,11 @@ def segments(p: Progress) -> list[Segment]:
 def _per_epoch(segs: Sequence[Segment]) -> list[float]:
     out: list[float] = []
     for s in segs:
-        out.extend([s.per_epoch_j] * s.n)
+        n = s.end - s.start
+        if n == 1:
+            out.append(s.energy_j)  # x / 1 is x: most segments are one epoch
+        else:
+            out.extend([s.energy_j / n] * n)
     return out
 
 
@@ -289,7 +293,11 @@ def _halflife(base: float | None, share: float, n: int) -> float | None:
 def _per_epoch_durations(segs: Sequence[Segment]) -> list[float]:
     out: list[float] = []
     for s in segs:
-        out.extend([s.duration_s / s.n] * s.n)
+        n = s.end - s.start
+        if n == 1:
+            out.append(s.duration_s)
+        else:
+            out.extend([s.duration_s / n] * n)
     return out
 
 

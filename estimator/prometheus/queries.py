@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from joulecast.estimator.prometheus.client import PromClient, PromError, Sample, Series
+from joulecast.step import Checkpoint
 
 T = TypeVar("T")
 
@@ -52,14 +53,10 @@ GPU_MODELS = "count by (model) (joulecast_gpu_info)"
 METRIC = "joulecast_metric"
 
 
-@dataclass(frozen=True)
-class EpochPoint:
-    """A checkpoint: the job's energy and wall time when ``epoch`` ended (for step
-    checkpoints ``epoch`` holds the step count)."""
-
-    epoch: int
-    time_s: float
-    energy_j: float
+#: A checkpoint as read: the job's energy and wall time when ``epoch`` ended (for step
+#: checkpoints ``epoch`` holds the step count). It is STEP's own checkpoint, so the book's
+#: points go to the projection as they are.
+EpochPoint = Checkpoint
 
 
 #: job_id -> instance -> checkpoints

@@ -71,22 +71,26 @@ def checkpoints_of(points: dict[int, EpochPoint], st: JobState) -> list[Checkpoi
 
     Epochs that ended before the job's first reading (while the exporter was away) carry
     their own times and no measured energy: the measured run starts at the last of them,
-    at the first reading.
+    at the first reading. ``points`` (keyed by epoch) is not changed.
     """
-    points, start = dict(points), st.start_s
-    early = [p for p in points.values() if start is not None and p.time_s < start]
-    if early and start is not None:
-        origin = max(early, key=lambda p: p.epoch)
-        points = {k: p for k, p in points.items() if p.epoch > origin.epoch}
-        points[origin.epoch] = EpochPoint(origin.epoch, start, origin.energy_j)
-    elif 0 not in points and start is not None:
-        # A job's energy counter is 0 at registration, whether or not that was scraped.
-        points[0] = EpochPoint(0, start, 0.0)
+    start = st.start_s
+    if start is not None:
+        early = [p for p in points.values() if p.time_s < start]
+        if early:
+            origin = max(early, key=lambda p: p.epoch)
+            points = {k: p for k, p in points.items() if p.epoch > origin.epoch}
+            points[origin.epoch] = EpochPoint(origin.epoch, start, origin.energy_j)
+        elif 0 not in points:
+            # A job's energy counter is 0 at registration, whether or not that was scraped.
+            points = {**points, 0: EpochPoint(0, start, 0.0)}
     cps: list[Checkpoint] = []
-    for p in sorted(points.values(), key=lambda p: p.epoch):
-        if cps and (p.time_s < cps[-1].time_s or p.energy_j < cps[-1].energy_j):
+    last: Checkpoint | None = None
+    for k in sorted(points):
+        p = points[k]
+        if last is not None and (p.time_s < last.time_s or p.energy_j < last.energy_j):
             continue  # an exporter restart lost energy: keep the consistent prefix
-        cps.append(Checkpoint(p.epoch, p.time_s, p.energy_j))
+        cps.append(p)
+        last = p
     return cps
 
 
@@ -131,14 +135,14 @@ class StepStage:
 
     def merge(self, jobs: CombinedJobs, now: float) -> None:
         """Take this cycle's jobs, each combined over its nodes (the book keeps every
-        checkpoint, so each cycle's lists are whole)."""
+        checkpoint, so each cycle's are whole; they are read, never changed)."""
         for job_id, points in jobs.epochs.items():
             job = self._jobs.setdefault(job_id, _Job())
-            job.points = {p.epoch: p for p in points}
+            job.points = points
             job.last_seen = now
         for job_id, points in jobs.steps.items():
             job = self._jobs.setdefault(job_id, _Job())
-            job.step_points = {p.epoch: p for p in points}
+            job.step_points = points
         for job_id, st in jobs.states.items():
             job = self._jobs.setdefault(job_id, _Job())
             if not st.features and job.state is not None:

@@ -49,7 +49,7 @@ def states(est: Estimator) -> dict[str, dict]:
 def epochs(est: Estimator) -> dict[str, list[tuple]]:
     """Each job's epoch checkpoints as the book combines them."""
     return {
-        job_id: [(p.epoch, p.time_s, p.energy_j) for p in points]
+        job_id: [(p.epoch, p.time_s, p.energy_j) for _, p in sorted(points.items())]
         for job_id, points in est.book.combined(time.time()).epochs.items()
     }
 

@@ -25,7 +25,7 @@ def job(job_id: str, energies: list[float], planned: int, running: bool):
         end_s=None if running else 1000.0 + 10 * len(energies),
         energy_j=total,
     )
-    return CombinedJobs({job_id: state}, {job_id: points}, {})
+    return CombinedJobs({job_id: state}, {job_id: {p.epoch: p for p in points}}, {})
 
 
 def drifting(rng: random.Random, n: int) -> list[float]:

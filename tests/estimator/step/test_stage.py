@@ -19,7 +19,7 @@ def finished_job(job_id: str, done: int, planned: int, *, failed: bool = False):
         end_s=1000.0 + 10 * done,
         tdp_w=300.0,
     )
-    return CombinedJobs({job_id: state}, {job_id: points}, {})
+    return CombinedJobs({job_id: state}, {job_id: {p.epoch: p for p in points}}, {})
 
 
 def test_only_complete_jobs_are_scored_and_failed_ones_are_not_learned_from():
