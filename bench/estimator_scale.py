@@ -14,10 +14,16 @@ For each store and fleet size:
 * for each shard count S, shard 0 of S runs in its own process (its memory is its own) for
   ``--cycles`` cycles started every ``--interval`` s (15 s), the first of which reads the
   whole lookback. Each replica reads only its buckets, so shard 0 stands for any shard.
-* with one shard (up to ``--compare-max`` jobs), the path before incremental cycles (whole
-  reads every cycle, the collector running within cycles) runs beside today's, each in its
-  own process, one cycle of each in turn every interval, on the same store and the same
-  churning fleet. The ratio of their median cycles is the speed-up.
+* with one shard (up to ``--compare-max`` jobs), two older paths run beside today's, each
+  in its own process, one cycle of each in turn every interval (a turn that takes longer
+  starts the next at once), on the same store and the same churning fleet:
+
+  - ``baseline``: the estimator of ``--baseline-rev`` (default ``8b9ea44``, the tree before
+    sharded and incremental cycles), taken from git into a temporary folder and imported
+    from there. The ratio of its median cycle to today's is the speed-up (``speedup``).
+  - ``whole_reads``: today's code with whole reads every cycle and the collector running
+    within cycles. It shares every other gain (decoding, STEP), so its ratio
+    (``speedup_whole_reads``) is what incremental cycles alone bring.
 
 Per row: cycle time (first, median, max of the later ones), queries and series fetched per
 cycle, peak memory (RSS) of the replica, and the end-to-end delay from an epoch's end (its
@@ -47,11 +53,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+#: a worker of the baseline path imports the estimator of another tree (--baseline-rev)
+TREE = os.environ.get("JOULECAST_BENCH_TREE")
+sys.path.insert(0, TREE or str(ROOT))
 
 from joulecast.estimator.prometheus.client import PromClient, PromConfig  # noqa: E402
 from joulecast.estimator.service import Estimator, EstimatorConfig  # noqa: E402
-from joulecast.shards import bucket  # noqa: E402
+
+if TREE is None:  # the fleet's side; the baseline tree may predate shards
+    from joulecast.shards import bucket  # noqa: E402
 
 NODES = 10
 LINGER_S = 60.0  # a finished job stays on /metrics this long
@@ -214,18 +224,23 @@ def start_store(kind: str, target: str, scrape_s: int, tmp: Path) -> tuple[subpr
 # -- one replica, in its own process -------------------------------------------------------
 
 
+#: each path's estimator settings beyond the lookback, job cap and shard
+PATHS: dict[str, dict] = {
+    "incremental": {"incremental": True, "pause_gc": True},
+    "whole_reads": {"incremental": False, "pause_gc": False},
+    "baseline": {},  # the baseline tree's own defaults; it knows no shards
+}
+
+
 class Replica:
-    def __init__(
-        self, url: str, shard: int, shards: int, incremental: bool, pause_gc: bool
-    ) -> None:
+    def __init__(self, url: str, shard: int, shards: int, path: str) -> None:
         self.client = PromClient(PromConfig(url, timeout_s=300, max_answer_bytes=4 << 30))
+        settings = dict(PATHS[path])
+        if path != "baseline":
+            settings.update(shard_index=shard, shard_count=shards)
         self.est = Estimator(
-            self.client,
-            EstimatorConfig(
-                lookback_s=3600, shard_index=shard, shard_count=shards,
-                incremental=incremental, pause_gc=pause_gc, max_jobs=1_000_000,
-            ),
-        )  # fmt: skip
+            self.client, EstimatorConfig(lookback_s=3600, max_jobs=1_000_000, **settings)
+        )
         self.cycles: list[dict] = []
         self.delays: list[float] = []
         self._known: dict[str, int] = {}
@@ -246,7 +261,8 @@ class Replica:
         return timed
 
     def cycle(self) -> None:
-        s0, q0 = self.client.series, self.client.queries
+        q0 = self.client.queries
+        s0 = getattr(self.client, "series", None)  # the baseline's client counts no series
         self.phases = {}
         snap = self.est.cycle()
         done = time.time()
@@ -255,7 +271,7 @@ class Replica:
                 "s": snap.last_cycle_duration_s,
                 "phases_s": self.phases,
                 "queries": self.client.queries - q0,
-                "series": self.client.series - s0,
+                "series": None if s0 is None else self.client.series - s0,
                 "projected": len(snap.jobs),
                 "stale": snap.stale,
             }
@@ -285,7 +301,9 @@ def _summary(r: Replica) -> dict:
         "cycle_median_s": statistics.median(times) if times else None,
         "cycle_max_s": max(times) if times else None,
         "queries_per_cycle": statistics.median(c["queries"] for c in later) if later else None,
-        "series_per_cycle": statistics.median(c["series"] for c in later) if later else None,
+        "series_per_cycle": statistics.median(c["series"] for c in later)
+        if later and later[0]["series"] is not None
+        else None,
         "phases_median_s": {
             k: statistics.median(c["phases_s"].get(k, 0.0) for c in later)
             for k in ("fetch", "merge", "project")
@@ -302,8 +320,7 @@ def _summary(r: Replica) -> dict:
 
 def worker(args: argparse.Namespace) -> None:
     """One replica, cycling on each ``cycle`` line of stdin; ``done`` prints its summary."""
-    old = args.path == "whole_reads"  # the path before incremental cycles: automatic GC too
-    r = Replica(args.url, args.shard, args.shards, incremental=not old, pause_gc=not old)
+    r = Replica(args.url, args.shard, args.shards, args.path)
     profile = os.environ.get("JOULECAST_BENCH_PROFILE")  # a file: cProfile of later cycles
     prof = cProfile.Profile() if profile else None
     for line in sys.stdin:
@@ -324,9 +341,12 @@ def worker(args: argparse.Namespace) -> None:
 # -- the orchestration -------------------------------------------------------------------
 
 
-def run_replicas(url: str, shards: int, args: argparse.Namespace, paths: list[str]) -> dict:
+def run_replicas(
+    url: str, shards: int, args: argparse.Namespace, paths: list[str], tree: Path | None
+) -> dict:
     """Shard 0 of ``shards`` on each path, each in its own process; every interval one
     cycle of each in turn, so the paths see the same store, fleet and machine."""
+    env = {**os.environ, "JOULECAST_BENCH_TREE": str(tree)} if tree else None
     procs = {
         path: subprocess.Popen(
             [
@@ -345,6 +365,7 @@ def run_replicas(url: str, shards: int, args: argparse.Namespace, paths: list[st
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env if path == "baseline" else None,
         )  # fmt: skip
         for path in paths
     }
@@ -370,7 +391,27 @@ def run_replicas(url: str, shards: int, args: argparse.Namespace, paths: list[st
                 proc.kill()
 
 
-def run_size(kind: str, n: int, args: argparse.Namespace, tmp: Path) -> list[dict]:
+def baseline_tree(rev: str, tmp: Path) -> Path:
+    """The package tree of ``rev`` (``joulecast`` with its ``estimator`` and ``exporter``
+    inside, as the installed package maps them), extracted from git into ``tmp``."""
+    out = tmp / "baseline"
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "joulecast", "estimator", "exporter"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode:
+        raise SystemExit(f"git archive {rev}: {archive.stderr.decode()[:500]}")
+    out.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive.stdout, check=True)
+    for room in ("estimator", "exporter"):
+        (out / room).rename(out / "joulecast" / room)
+    return out
+
+
+def run_size(
+    kind: str, n: int, args: argparse.Namespace, tmp: Path, tree: Path | None
+) -> list[dict]:
     fleet = SyntheticFleet(n, time.time())
     srv, targets = serve(fleet)
     proc, url = start_store(kind, targets[0], args.scrape_interval, tmp / f"{kind}-{n}")
@@ -380,12 +421,14 @@ def run_size(kind: str, n: int, args: argparse.Namespace, tmp: Path) -> list[dic
         for shards in args.shards:
             compare = shards == 1 and n <= args.compare_max
             row = {"tsdb": kind, "jobs": n, "shards": shards}
-            paths = ["whole_reads", "incremental"] if compare else ["incremental"]
-            res = run_replicas(url, shards, args, paths)
+            older = (["baseline"] if tree else []) + ["whole_reads"]
+            paths = [*older, "incremental"] if compare else ["incremental"]
+            res = run_replicas(url, shards, args, paths, tree)
             row.update(res["incremental"])
-            if compare:
-                row["whole_reads"] = res["whole_reads"]
-                row["speedup"] = row["whole_reads"]["cycle_median_s"] / row["cycle_median_s"]
+            for path in older if compare else []:
+                row[path] = res[path]
+                ratio = res[path]["cycle_median_s"] / row["cycle_median_s"]
+                row["speedup" if path == "baseline" else f"speedup_{path}"] = ratio
             rows.append(row)
             print(_line(row), flush=True)
     finally:
@@ -397,7 +440,7 @@ def run_size(kind: str, n: int, args: argparse.Namespace, tmp: Path) -> list[dic
 
 HEADER = (
     f"{'tsdb':>15} {'jobs':>6} {'shards':>6} {'first s':>8} {'median s':>8} {'max s':>6} "
-    f"{'queries':>7} {'series':>7} {'RSS MiB':>7} {'delay s':>7} {'speed-up':>8}"
+    f"{'queries':>7} {'series':>7} {'RSS MiB':>7} {'delay s':>7} {'speed-up':>8} {'vs whole':>8}"
 )
 
 
@@ -409,7 +452,8 @@ def _line(r: dict) -> str:
         f"{r['tsdb']:>15} {r['jobs']:>6} {r['shards']:>6} {f(r['first_cycle_s']):>8} "
         f"{f(r['cycle_median_s']):>8} {f(r['cycle_max_s']):>6} {f(r['queries_per_cycle'], '.0f'):>7} "
         f"{f(r['series_per_cycle'], '.0f'):>7} {f(r['rss_mib'], '.0f'):>7} "
-        f"{f(r['delay_median_s'], '.1f'):>7} {f(r.get('speedup'), '.1f'):>8}"
+        f"{f(r['delay_median_s'], '.1f'):>7} {f(r.get('speedup'), '.1f'):>8} "
+        f"{f(r.get('speedup_whole_reads'), '.1f'):>8}"
     )
 
 
@@ -427,6 +471,11 @@ def main() -> None:
     ap.add_argument("--compare-max", type=int, default=10_000,
                     help="run the whole-read path beside, with one shard, up to this many jobs")  # fmt: skip
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "estimator_scale.json")
+    ap.add_argument(
+        "--baseline-rev",
+        default="8b9ea44",
+        help="git revision whose estimator is the baseline path ('' for none)",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
@@ -442,10 +491,11 @@ def main() -> None:
     print(HEADER, flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        tree = baseline_tree(args.baseline_rev, Path(tmp)) if args.baseline_rev else None
         for kind in args.tsdb:
             for n in args.jobs:
                 (Path(tmp) / f"{kind}-{n}").mkdir()
-                rows += run_size(kind, n, args, Path(tmp))
+                rows += run_size(kind, n, args, Path(tmp), tree)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "command": " ".join(["python", "bench/estimator_scale.py", *sys.argv[1:]]),
@@ -453,6 +503,7 @@ def main() -> None:
         "scrape_interval_s": args.scrape_interval,
         "cycle_interval_s": args.interval,
         "cycles": args.cycles,
+        "baseline_rev": args.baseline_rev or None,
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
