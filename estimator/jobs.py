@@ -23,7 +23,6 @@ Nothing depends on the order in which Prometheus returns series.
 
 from __future__ import annotations
 
-from copy import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -82,7 +81,7 @@ def _outcome(states: list[JobState]) -> tuple[bool, bool, bool]:
 
 def combine_states(job_id: str, states: list[JobState]) -> JobState:
     if len(states) == 1:
-        one = copy(states[0])  # a copy: the book's node states stay its own
+        one = states[0].copy()  # the book's node states stay its own
         one.nodes = 1
         return one
     running, failed, lost = _outcome(states)

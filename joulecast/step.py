@@ -41,7 +41,9 @@ still exact.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -277,13 +279,20 @@ def _quantile(level: float, dof: int) -> float:
     return z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
 
 
+@functools.lru_cache(maxsize=4096)
+def _weights(n: int, halflife: float) -> tuple[tuple[float, ...], float]:
+    """The ``n`` weights of :func:`weighted_mean` and their sum (the same for every job
+    with as many epochs in its window)."""
+    w = tuple([0.5 ** ((n - 1 - i) / halflife) for i in range(n)])
+    return w, math.fsum(w)
+
+
 def weighted_mean(xs: Sequence[float], halflife: float | None) -> float:
     """Exponentially weighted mean, the last value weighing most; plain mean if None."""
     if not halflife:
         return math.fsum(xs) / len(xs)
-    n = len(xs)
-    w = [0.5 ** ((n - 1 - i) / halflife) for i in range(n)]
-    return math.fsum(a * b for a, b in zip(w, xs, strict=True)) / math.fsum(w)
+    w, total = _weights(len(xs), halflife)
+    return math.fsum(map(operator.mul, w, xs)) / total
 
 
 def _halflife(base: float | None, share: float, n: int) -> float | None:

@@ -4,7 +4,7 @@ A fleet's answers are large and regular: the live read of a 10,000-job cycle is 
 of JSON in 60,000 series. msgspec decodes a success answer against typed structs straight
 into objects, checking as it goes that every label is a string and that the answer has the
 shape its query asks for, in about a third of the time of ``json.loads`` followed by checks
-item by item (``bench/decode.py``). It refuses anything else: an error answer, a label that
+item by item (``bench/prom_decode.py``). It refuses anything else: an error answer, a label that
 is not a string, a lone surrogate or bytes that are not UTF-8, a histogram sample, a missing
 or mistyped field. Such an answer is decoded again by the standard library, checked item by
 item, which decides what it means: the error kind, the series left out for their labels
