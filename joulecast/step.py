@@ -34,9 +34,9 @@ Inputs are epoch checkpoints: the job's energy counter and wall time at epoch en
 (epoch 0 is the job's start). A run that reports optimizer steps is projected the same way
 in *segments* of its step plan (:data:`STEP_SEGMENTS` of them, one per cent of the run
 each; :meth:`Progress.from_steps`): a one-epoch fine-tune gets its first projection a few
-per cent into the run. :meth:`StepConfig.unit` says which unit a job is projected in. Checkpoints need not be consecutive: when epochs are shorter
-than the scrape interval some are missed, and the energy between two seen epoch ends is
-still exact.
+per cent into the run. :meth:`StepConfig.unit` says which unit a job is projected in.
+Checkpoints need not be consecutive: when epochs are shorter than the scrape interval some
+are missed, and the energy between two seen epoch ends is still exact.
 """
 
 from __future__ import annotations
@@ -198,14 +198,6 @@ class Segment:
     energy_j: float
     duration_s: float
 
-    @property
-    def n(self) -> int:
-        return self.end - self.start
-
-    @property
-    def per_epoch_j(self) -> float:
-        return self.energy_j / self.n
-
 
 def segments(p: Progress) -> list[Segment]:
     return [
@@ -214,14 +206,16 @@ def segments(p: Progress) -> list[Segment]:
     ]
 
 
-def _per_epoch(segs: Sequence[Segment]) -> list[float]:
+def _per_epoch(segs: Sequence[Segment], durations: bool = False) -> list[float]:
+    """Each epoch's energy (or duration), a segment's spread evenly over its epochs."""
     out: list[float] = []
     for s in segs:
+        x = s.duration_s if durations else s.energy_j
         n = s.end - s.start
         if n == 1:
-            out.append(s.energy_j)  # x / 1 is x: most segments are one epoch
+            out.append(x)  # x / 1 is x: most segments are one epoch
         else:
-            out.extend([s.energy_j / n] * n)
+            out.extend([x / n] * n)
     return out
 
 
@@ -299,17 +293,6 @@ def _halflife(base: float | None, share: float, n: int) -> float | None:
     return None if base is None else max(base, share * n)
 
 
-def _per_epoch_durations(segs: Sequence[Segment]) -> list[float]:
-    out: list[float] = []
-    for s in segs:
-        n = s.end - s.start
-        if n == 1:
-            out.append(s.duration_s)
-        else:
-            out.extend([s.duration_s / n] * n)
-    return out
-
-
 def _window(
     p: Progress, cfg: StepConfig
 ) -> tuple[int, Checkpoint, Checkpoint, list[Segment]] | None:
@@ -372,7 +355,7 @@ def project(p: Progress, cfg: StepConfig | None = None) -> dict[str, Projection]
     half_epoch = q * sd * math.sqrt(n_left + n_left**2 / max(len(per), 1))
 
     if cfg.keep_measured:
-        durs = _per_epoch_durations(inside)
+        durs = _per_epoch(inside, durations=True)
         e_epoch_mean = weighted_mean(
             per, _halflife(cfg.epoch_halflife, cfg.halflife_share, len(per))
         )
