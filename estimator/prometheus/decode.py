@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -50,6 +51,9 @@ class Sample:
 class Series:
     labels: dict[str, str]
     points: tuple[tuple[float, float], ...]  # (timestamp, value)
+
+
+T = TypeVar("T", Sample, Series)
 
 
 @dataclass(frozen=True)
@@ -186,40 +190,44 @@ def _body(raw: bytes, status: int, url: str) -> dict:
     return data
 
 
+def _sample(labels: dict[str, str], item: dict) -> Sample:
+    ts, v = item["value"]
+    return Sample(labels, float(v), float(ts))
+
+
+def _series(labels: dict[str, str], item: dict) -> Series:
+    return Series(labels, tuple([(float(t), float(v)) for t, v in item["values"]]))
+
+
+def _checked_items(
+    data: dict, kind: str, make: Callable[[dict[str, str], dict], T]
+) -> tuple[list[T], int]:
+    """The items of a ``kind`` answer made by ``make``, and how many had bad labels."""
+    if data["resultType"] != kind:
+        raise PromError("bad_response", f"expected a {kind}, got {data['resultType']}")
+    out, bad = [], 0
+    for item in data["result"]:
+        labels = _labels(item.get("metric") if isinstance(item, dict) else None)
+        if labels is None:
+            bad += 1
+            continue
+        try:
+            out.append(make(labels, item))
+        except (KeyError, TypeError, ValueError) as err:
+            raise _bad_value(item) from err
+    return out, bad
+
+
 def _checked_instant(data: dict) -> Answer:
     if data["resultType"] == "scalar":
         ts, v = data["result"]
         return Answer([Sample({}, _float(v), _float(ts))], [], 1, 0, data["warnings"])
-    if data["resultType"] != "vector":
-        raise PromError("bad_response", f"expected a vector, got {data['resultType']}")
-    out, bad = [], 0
-    for item in data["result"]:
-        labels = _labels(item.get("metric") if isinstance(item, dict) else None)
-        if labels is None:
-            bad += 1
-            continue
-        try:
-            ts, v = item["value"]
-            out.append(Sample(labels, float(v), float(ts)))
-        except (KeyError, TypeError, ValueError) as err:
-            raise _bad_value(item) from err
+    out, bad = _checked_items(data, "vector", _sample)
     return Answer(out, [], len(data["result"]), bad, data["warnings"])
 
 
 def _checked_range(data: dict) -> Answer:
-    if data["resultType"] != "matrix":
-        raise PromError("bad_response", f"expected a matrix, got {data['resultType']}")
-    out, bad = [], 0
-    for item in data["result"]:
-        labels = _labels(item.get("metric") if isinstance(item, dict) else None)
-        if labels is None:
-            bad += 1
-            continue
-        try:
-            pts = tuple([(float(t), float(v)) for t, v in item["values"]])
-            out.append(Series(labels, pts))
-        except (KeyError, TypeError, ValueError) as err:
-            raise _bad_value(item) from err
+    out, bad = _checked_items(data, "matrix", _series)
     return Answer([], out, len(data["result"]), bad, data["warnings"])
 
 
